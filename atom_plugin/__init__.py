@@ -1,0 +1,30 @@
+"""atom-plugin: condense a labelled image dataset into a few synthetic images per class with the ATOM-style
+attention-mixer feature-matching loss (reconstructed from ATOM, Khaki et al., CVPRW 2024, and DataDAM,
+Sajedi et al., ICCV 2023; DM, Zhao & Bilen, WACV 2023, is the ``dm`` preset).
+
+Where things live:
+    loss.py / attention.py   the matching loss and the attention maps (the method)
+    dsa.py                   differentiable Siamese augmentation
+    condense.py              the condensation loop, checkpoints, resume
+    evaluate.py              the evaluation protocol
+    baselines.py             random-subset and herding baselines
+    config.py                ATOMConfig and presets
+    models/, data/           network and dataset registries
+"""
+__version__ = "0.1.0"
+
+from .baselines import herding_subset, random_subset
+from .condense import CondenseCallback, CondenseState, ProgressBar, condense, recondense
+from .condensed import CondensedDataset, merge_condensed
+from .config import PRESETS, ATOMConfig, register_preset
+from .data import ImageTensorDataset, load_dataset, stratified_split
+from .errors import ATOMError
+from .evaluate import EvalResult, evaluate, test_accuracy, train_model
+from .models import build_model, list_models, register_model
+
+__all__ = [
+    "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult",
+    "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "evaluate", "herding_subset",
+    "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",
+    "register_preset", "stratified_split", "test_accuracy", "train_model", "__version__",
+]

@@ -1,0 +1,39 @@
+"""Attention maps of a feature map, the quantities ATOM and DataDAM match.
+
+For a feature map ``f`` of shape ``(B, C, H, W)`` and power ``p``:
+
+* spatial attention  ``a_s(f) = normalize_2( flatten_{h,w} sum_c |f[:, c]|^p )``       -> ``(B, H*W)``
+  (DataDAM, Sajedi et al., ICCV 2023, Eq. 2; Zagoruyko & Komodakis' attention transfer, ICLR 2017)
+* channel attention  ``a_c(f) = normalize_2( (sum_{h,w} |f[:, c, h, w]|^p)_c )``          -> ``(B, C)``
+  (ATOM, Khaki et al., CVPRW 2024, Sec. 3: the channel-wise counterpart; its exact formula was never
+  published in code, so this is our reconstruction.)
+
+``normalize_2`` divides each row by its L2 norm (eps 1e-12, as ``torch.nn.functional.normalize``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _abs_pow(f: torch.Tensor, p: float) -> torch.Tensor:
+    # Matched maps are ReLU outputs (>= 0) for the default network, but other activations can be negative.
+    a = f.abs()
+    if p == 1:
+        return a
+    if p == 2:
+        return a * a
+    if p == 4:
+        a2 = a * a
+        return a2 * a2
+    return a.pow(p)
+
+
+def spatial_attention(f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
+    """Spatial attention: ``(B, C, H, W)`` float -> ``(B, H*W)``, each row of unit L2 norm (zero rows stay 0)."""
+    return F.normalize(_abs_pow(f, p).sum(dim=1).flatten(1), dim=1)
+
+
+def channel_attention(f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
+    """Channel attention: ``(B, C, H, W)`` float -> ``(B, C)``, each row of unit L2 norm (zero rows stay 0)."""
+    return F.normalize(_abs_pow(f, p).sum(dim=(2, 3)), dim=1)

@@ -1,0 +1,49 @@
+"""Exceptions with one-line, actionable messages.
+
+Every error this library raises on bad input derives from :class:`ATOMError`; the CLI prints
+``error: <message>`` for these and exits with status 2, never a traceback. Each subclass also derives from
+the built-in exception a Python user would expect (``ValueError``, ``RuntimeError``, ``FileNotFoundError``),
+so ``except ValueError`` keeps working.
+"""
+from __future__ import annotations
+
+
+class ATOMError(Exception):
+    """Base class: a problem with the user's input or environment, described in one line."""
+
+
+class ConfigError(ATOMError, ValueError):
+    """An invalid setting: unknown preset/model/dataset name, IPC out of range, bad loss weights."""
+
+
+class DataError(ATOMError, ValueError):
+    """Unusable data: a class with no images, mixed image sizes or channels, NaN/Inf values."""
+
+
+class DatasetNotFoundError(ATOMError, FileNotFoundError):
+    """A dataset's files are not where we looked; the message lists every place searched."""
+
+
+class CondensedFileError(ATOMError, RuntimeError):
+    """A truncated, corrupt, foreign or wrong-version condensed-set or checkpoint file."""
+
+
+class OutputPathError(ATOMError, OSError):
+    """An output path that cannot be created or written."""
+
+
+class DeviceError(ATOMError, RuntimeError):
+    """A requested device that this machine does not have (e.g. ``cuda`` without CUDA)."""
+
+
+class NonFiniteLossError(ATOMError, FloatingPointError):
+    """The matching loss became NaN or Inf; carries the first bad iteration (0-based)."""
+
+    def __init__(self, iteration: int, checkpoint: str | None = None):
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+        where = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        super().__init__(
+            f"the matching loss became NaN/Inf at iteration {iteration}{where}; "
+            "lower the loss weights or the image learning rate, or check the data for extreme values"
+        )

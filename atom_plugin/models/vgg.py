@@ -1,0 +1,130 @@
+"""VGG-11 in the small-image form of the DC/DSA/DM cross-architecture tables (Zhao et al., ICLR 2021).
+
+Configuration ``[64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]``: each number is
+conv3x3(pad 1) -> norm -> ReLU, each ``M`` a 2x2 max-pool; then a linear classifier on the flattened final map.
+The first convolution of a 28x28 input gets padding 3 (a 32x32 map after it), as in DC, so a 28x28 or 32x32
+input ends in a 512 x 1 x 1 map: a 512-d embedding.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ._registry import register_model
+from ._common import check_io, check_layers
+
+VGG11_CFG: tuple = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+NORMS = ("instancenorm", "batchnorm")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instancenorm":  # DC's "instancenorm": GroupNorm(C, C) with affine, as in ConvNet
+        return nn.GroupNorm(channels, channels, affine=True)
+    return nn.BatchNorm2d(channels)
+
+
+class VGGStage(nn.Module):
+    """conv 3x3 -> norm -> ReLU (the matched activation output) -> optional 2x2 max-pool."""
+
+    def __init__(self, cin: int, cout: int, padding: int, norm: str, pool: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=padding)
+        self.norm = _norm(norm, cout)
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool2d(2, 2) if pool else nn.Identity()
+
+
+class VGG(nn.Module):
+    """DC's VGG: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
+
+    Args:
+        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``.
+        norm: ``instancenorm`` (default; GroupNorm(C, C) with affine, DC's choice) or ``batchnorm``.
+        cfg: layer configuration (default VGG-11): ints are conv widths, ``"M"`` a max-pool.
+
+    Attributes:
+        num_blocks: the number of convolutions (8 for VGG-11), i.e. the ReLU outputs ``forward_features``
+            can return.
+        embed_dim: ``512 * h * w`` for the final ``h x w`` map (512 for 28x28 and 32x32 inputs).
+        feature_hw: ``(h, w)`` of the final map.
+
+    Raises:
+        ConfigError: unknown ``norm``; bad ``channels``/``num_classes``/``image_size``; an image too small for
+            the five max-pools (VGG-11 needs at least 32x32, or 28x28 with its padding).
+    """
+
+    def __init__(self, channels: int, num_classes: int, image_size: Sequence[int] = (32, 32), *,
+                 norm: str = "instancenorm", cfg: Sequence = VGG11_CFG, name: str = "VGG11"):
+        super().__init__()
+        if norm not in NORMS:
+            raise ConfigError(f"unknown {name} norm {norm!r}; choose one of: {', '.join(NORMS)}")
+        h, w = check_io(name, channels, num_classes, image_size)
+        cfg = list(cfg)
+        if not cfg or cfg[0] == "M":
+            raise ConfigError(f"{name} configuration must start with a convolution width, got {cfg}")
+        stages = []
+        cin = channels
+        for i, v in enumerate(cfg):
+            if v == "M":
+                continue
+            first = not stages
+            pad = 3 if (first and (h, w) == (28, 28)) else 1
+            h, w = h + 2 * pad - 2, w + 2 * pad - 2
+            pool = i + 1 < len(cfg) and cfg[i + 1] == "M"
+            if pool:
+                if h < 2 or w < 2:
+                    raise ConfigError(f"{name} needs larger images than {tuple(image_size)}: convolution "
+                                      f"{len(stages) + 1} would max-pool a {h}x{w} map; use 32x32 (or 28x28) images")
+            stages.append(VGGStage(cin, int(v), pad, norm, pool))
+            if pool:
+                h, w = h // 2, w // 2
+            cin = int(v)
+        self.stages = nn.ModuleList(stages)
+        self.feature_hw = (h, w)
+        self.embed_dim = cin * h * w
+        self.num_blocks = len(stages)
+        self.classifier = nn.Linear(self.embed_dim, num_classes)
+        self._name = name
+
+    def forward_features(self, x: torch.Tensor, layers: Sequence[int] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the feature extractor once.
+
+        Args:
+            x: ``(B, C, H, W)`` float32.
+            layers: 1-based convolution indices (1..num_blocks) whose ReLU outputs (after norm and ReLU, before
+                any max-pool) are returned, in the order given; repeats are allowed.
+
+        Returns:
+            ``(maps, embedding)``: for VGG-11 on a 32x32 input ``maps[i]`` is ``(B, C_l, S_l, S_l)`` with
+            ``(C_l, S_l)`` = (64, 32), (128, 16), (256, 8), (256, 8), (512, 4), (512, 4), (512, 2), (512, 2)
+            for l = 1..8; ``embedding`` is ``(B, embed_dim)``, the flattened final map.
+
+        Raises:
+            ConfigError: a layer index outside ``1..num_blocks``.
+        """
+        layers = check_layers(layers, self.num_blocks, self._name)
+        wanted = set(layers)
+        acts: dict[int, torch.Tensor] = {}
+        for d, stage in enumerate(self.stages, start=1):
+            x = stage.act(stage.norm(stage.conv(x)))
+            if d in wanted:
+                acts[d] = x
+            x = stage.pool(x)
+        return [acts[i] for i in layers], x.flatten(1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
+        return self.forward_features(x, ())[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` float32 -> ``(B, num_classes)`` logits."""
+        return self.classifier(self.embed(x))
+
+
+@register_model("vgg11")
+def vgg11(*, channels: int, num_classes: int, image_size, norm: str = "instancenorm") -> VGG:
+    """DC's small-image VGG-11 (default instancenorm = GroupNorm(C, C); ``norm="batchnorm"`` for VGG-11-BN)."""
+    return VGG(channels, num_classes, image_size, norm=norm, cfg=VGG11_CFG, name="VGG11")

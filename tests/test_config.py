@@ -1,0 +1,37 @@
+import pytest
+
+from atom_plugin import ATOMConfig, PRESETS
+from atom_plugin.errors import ConfigError
+
+
+def test_preset_fills_only_unset_fields():
+    cfg = ATOMConfig(preset="datadam", w_channel=5.0).resolved()
+    assert cfg.w_spatial == PRESETS["datadam"]["w_spatial"] and cfg.w_channel == 5.0 and cfg.power == 1.0
+    assert ATOMConfig().resolved().preset == "atom"
+
+
+def test_round_trip_dict():
+    cfg = ATOMConfig(preset="dm", ipc=3).resolved(dsa_strategy_default="color_crop")
+    assert ATOMConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.dsa_strategy == "color_crop"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(preset="nope"), "unknown preset 'nope'"),
+    (dict(ipc=0), "ipc must be"),
+    (dict(layers=(4,)), "do not exist in a depth-3 ConvNet"),
+    (dict(w_spatial=0, w_channel=0, w_embed=0), "all loss weights are 0"),
+    (dict(init="zeros"), "init must be"),
+    (dict(dsa_strategy="color_warp"), "bad DSA strategy"),
+    (dict(power=-1.0), "power must be"),
+])
+def test_bad_values_give_clear_messages(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        ATOMConfig(**kwargs).resolved()
+
+
+def test_unknown_fields_rejected():
+    with pytest.raises(ConfigError, match="unknown config field"):
+        ATOMConfig().replace(ipcs=3)
+    with pytest.raises(ConfigError, match="unknown config field"):
+        ATOMConfig.from_dict({"ipcs": 3})
