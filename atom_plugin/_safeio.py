@@ -101,7 +101,7 @@ def read_tensors(path: str | os.PathLike, *, kind: str, max_version: int) -> tup
     except json.JSONDecodeError as exc:
         raise CondensedFileError(f"{str(p)!r} has corrupt atom-plugin metadata ({exc.msg})") from exc
     if meta.get("format") != kind:
-        raise CondensedFileError(f"{str(p)!r} is a {meta.get('format', 'unknown')!r} file, not a {kind!r} file")
+        raise CondensedFileError(f"{str(p)!r} holds {meta.get('format', 'unknown')!r} data, not {kind!r} data")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > max_version:
         raise CondensedFileError(

@@ -127,3 +127,12 @@ def test_matcher_draws_do_not_depend_on_the_local_class_split(digits):
     part.step(0)
     # BatchNorm-free network + per-class loss terms: each class's update is independent of the split
     assert torch.allclose(part.syn, whole.syn.view(10, 2, 1, 32, 32)[[3, 8]].flatten(0, 1), atol=1e-5)
+
+
+def test_streaming_from_host_gives_the_same_images(digits):
+    """A real pool over the device-memory budget is streamed from host memory: same draws, same result."""
+    cfg = ATOMConfig(ipc=2, iterations=3, **SMALL)
+    resident = condense(digits, cfg, device="cpu", seed=4)
+    streamed = condense(digits, cfg, device="cpu", seed=4, device_memory_budget_mb=0.001)
+    assert resident.provenance["real_pool"] == "device" and streamed.provenance["real_pool"] == "host (streamed)"
+    assert torch.equal(resident.images, streamed.images)

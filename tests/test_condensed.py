@@ -54,7 +54,7 @@ def test_truncated_corrupt_and_foreign_files(tmp_path):
         CondensedDataset.load(tmp_path / "foreign.safetensors")
     header = {"format": "atom-plugin/checkpoint", "format_version": 1}
     save_file({"x": torch.zeros(2)}, str(tmp_path / "ckpt.safetensors"), metadata={"atom_plugin": json.dumps(header)})
-    with pytest.raises(CondensedFileError, match="not a 'atom-plugin/condensed' file"):
+    with pytest.raises(CondensedFileError, match="not 'atom-plugin/condensed' data"):
         CondensedDataset.load(tmp_path / "ckpt.safetensors")
     header = {"format": "atom-plugin/condensed", "format_version": 99}
     save_file({"x": torch.zeros(2)}, str(tmp_path / "new.safetensors"), metadata={"atom_plugin": json.dumps(header)})

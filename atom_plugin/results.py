@@ -1,0 +1,80 @@
+"""Result records: flat JSON records with device, versions, date and the command that wrote them.
+
+Every benchmark and CLI command writes lists of flat records to JSON files; README tables are generated from
+those files (never typed by hand). Accuracy fields are in %, times in seconds, memory in MB.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from ._device import device_name
+from ._safeio import atomic_write_text
+from .errors import CondensedFileError
+
+
+def environment(device: torch.device | str) -> dict:
+    """``device`` (GPU model or "cpu"), ``torch``, ``python``, ``atom_plugin``, ``date`` (UTC, ISO 8601), ``command``."""
+    from . import __version__
+
+    dev = torch.device(device)
+    return dict(device=device_name(dev), torch=torch.__version__, python=platform.python_version(),
+                atom_plugin=__version__, date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                command=command_line())
+
+
+def command_line() -> str:
+    """The command line of this process, as a user would type it (``python -m`` entry points resolved)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("__main__.py", "-c")):
+        argv[0] = "python -m " + (sys.modules["__main__"].__spec__.name if getattr(sys.modules.get("__main__"), "__spec__", None) else "?")
+    elif argv and argv[0].endswith(".py"):
+        argv[0] = "python " + os.path.relpath(argv[0])
+    elif argv:
+        argv[0] = os.path.basename(argv[0])
+    return " ".join(shlex.quote(a) if i else a for i, a in enumerate(argv))
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON result file ([] when it does not exist). Raises CondensedFileError if unreadable."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise CondensedFileError(f"result file {str(p)!r} is not valid JSON ({exc.msg}); fix or move it") from exc
+    if not isinstance(data, list):
+        raise CondensedFileError(f"result file {str(p)!r} must hold a JSON list of records")
+    return data
+
+
+def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Append records to a JSON list file, atomically (the file is rewritten through a temporary file)."""
+    existing = read_records(path)
+    existing.extend(records)
+    atomic_write_text(path, json.dumps(existing, indent=1) + "\n")
+
+
+def markdown_table(records: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
+    """A Markdown table; ``columns`` = [(header, key or format string with {field} placeholders)]."""
+    head = "| " + " | ".join(h for h, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    rows = []
+    for r in records:
+        cells = []
+        for _, key in columns:
+            try:
+                cells.append(key.format(**r) if "{" in key else str(r.get(key, "")))
+            except (KeyError, ValueError):
+                cells.append("")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *rows])

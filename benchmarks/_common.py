@@ -1,0 +1,54 @@
+"""Helpers shared by the benchmark scripts (not part of the library)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from atom_plugin import load_dataset, stratified_split
+from atom_plugin.results import append_records, environment, read_records
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fashion_mnist(data_root: str | None, *, validation: bool):
+    """(train, eval) splits: with ``validation`` the 55,000/5,000 stratified split of the training set (seed 0),
+    else the full 60,000 training images and the 10,000 test images."""
+    train = load_dataset("fashion-mnist", data_root, split="train")
+    if validation:
+        return stratified_split(train, 5000, seed=0)
+    return train, load_dataset("fashion-mnist", data_root, split="test")
+
+
+def done_keys(path: Path, fields: tuple[str, ...]) -> set[tuple]:
+    """Keys of records already in ``path`` (so an interrupted benchmark resumes where it stopped)."""
+    return {tuple(str(r.get(f)) for f in fields) for r in read_records(path)}
+
+
+def record(path: Path, rec: dict, device) -> dict:
+    """Add environment fields and append one record to ``path``; returns the full record."""
+    full = dict(rec, **environment(device))
+    append_records(path, [full])
+    return full
+
+
+def set_threads() -> None:
+    """Use every core for intra-op work but do not oversubscribe (honours OMP_NUM_THREADS)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,95 @@
+"""Ablation that chooses the ATOM preset: loss settings -> validation accuracy on Fashion-MNIST.
+
+Never touches the test set: condenses from 55,000 training images and evaluates on the 5,000 held-out
+validation images (stratified, seed 0). Each setting is one point of the loss (w_spatial, w_channel, w_embed,
+power, layers); everything else is fixed. Results are appended to benchmarks/results/ablation_fmnist.json
+(a rerun skips settings already measured with the same budget); docs/ablation.md is generated from them by
+benchmarks/report.py.
+
+    python benchmarks/ablation.py --data-root /usr/share/datasets/fashion-mnist --round 1 \
+        --iterations 200 --eval-epochs 300 --num-models 3 --compile
+"""
+from __future__ import annotations
+
+import argparse
+
+from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_threads
+
+from atom_plugin import ATOMConfig, condense, evaluate, random_subset
+
+# name: (w_spatial, w_channel, w_embed, power, layers)
+ROUNDS = {
+    1: {
+        "dm": (0, 0, 1, 1, ()),
+        "dm-e10": (0, 0, 10, 1, ()),
+        "datadam": (100, 0, 1, 1, (1, 2)),
+        "s100c100-p4": (100, 100, 1, 4, (1, 2)),
+        "s10c10-p4": (10, 10, 1, 4, (1, 2)),
+        "s100c100-p1": (100, 100, 1, 1, (1, 2)),
+        "s100c100-p2": (100, 100, 1, 2, (1, 2)),
+        "s100c100-p1-L123": (100, 100, 1, 1, (1, 2, 3)),
+        "s0c100-p1": (0, 100, 1, 1, (1, 2)),
+        "s300c300-p1": (300, 300, 1, 1, (1, 2)),
+        "s100c100e10-p1": (100, 100, 10, 1, (1, 2)),
+    },
+}
+KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--round", type=int, default=1, choices=sorted(ROUNDS))
+    ap.add_argument("--only", nargs="*", help="run only these setting names")
+    ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--iterations", type=int, default=8000)
+    ap.add_argument("--batch-real", type=int, default=64)
+    ap.add_argument("--eval-epochs", type=int, default=300)
+    ap.add_argument("--num-models", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "ablation_fmnist.json"))
+    args = ap.parse_args()
+    set_threads()
+    from pathlib import Path
+
+    from atom_plugin._device import device_name, resolve_device
+
+    dev = resolve_device(args.device)
+    out = Path(args.out)
+    train, val = fashion_mnist(args.data_root, validation=True)
+    done = done_keys(out, KEY)
+    settings = dict(ROUNDS[args.round])
+    settings["random"] = None
+    for name, loss in settings.items():
+        if args.only and name not in args.only:
+            continue
+        key = tuple(str(v) for v in (name, args.ipc, args.iterations if loss else 0, args.batch_real if loss else 0,
+                                     args.eval_epochs, args.num_models, args.seed, device_name(dev)))
+        if key in done:
+            log(f"skip {name}: already measured")
+            continue
+        with Timer() as tc:
+            if loss is None:
+                syn = random_subset(train, args.ipc, seed=args.seed)
+                fields = dict(method="random", iterations=0, batch_real=0)
+            else:
+                ws, wc, we, p, layers = loss
+                cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
+                                 w_spatial=ws, w_channel=wc, w_embed=we, power=p, layers=layers)
+                syn = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
+                fields = dict(method="dm" if ws == wc == 0 else "atom", iterations=args.iterations,
+                              batch_real=args.batch_real, w_spatial=ws, w_channel=wc, w_embed=we, power=p,
+                              layers=list(layers), final_loss=syn.provenance["final_loss"])
+        res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
+                       compile=args.compile)
+        rec = record(out, dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,
+                               round=args.round, ipc=args.ipc, seed=args.seed, condense_seconds=round(tc.seconds, 1),
+                               **fields, **res.to_record()), dev)
+        log(f"{name:>20}: {rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} % "
+            f"(condense {tc.seconds:.0f} s, eval {res.seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Regenerate the result tables in README.md and docs/ablation.md from benchmarks/results/*.json.
+
+Tables live between markers ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; everything between
+them is replaced, nothing else is touched. Run after any benchmark:
+
+    python benchmarks/report.py
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from atom_plugin.results import markdown_table, read_records
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _fmt_acc(r: dict) -> str:
+    return f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
+
+
+def _provenance(records: list[dict]) -> str:
+    """One line naming devices, torch versions, dates and commands of the records shown."""
+    if not records:
+        return "_no results yet_"
+    devices = sorted({r.get("device", "?") for r in records})
+    torches = sorted({r.get("torch", "?") for r in records})
+    dates = sorted(r.get("date", "?")[:10] for r in records)
+    cmds = sorted({r.get("command", "?") for r in records})
+    lines = [f"Device: {', '.join(devices)}; torch {', '.join(torches)}; dates {dates[0]} to {dates[-1]}.",
+             "Written by:"] + [f"`{c}`" for c in cmds]
+    return "\n".join(lines[:1]) + "\n\n" + "<br>".join(lines[1:])
+
+
+def protocol_table() -> str:
+    recs = [r for r in read_records(RESULTS / "fashion_mnist.json") if r.get("split") == "test"]
+    if not recs:
+        return "_no results yet: run benchmarks/fashion_mnist.py_"
+    order = {m: i for i, m in enumerate(["atom", "datadam", "dm", "herding", "random"])}
+    recs.sort(key=lambda r: (r["model"] != "convnet", r["model"], r["ipc"], order.get(r["method"], 9)))
+    for r in recs:
+        r["acc"] = _fmt_acc(r)
+        r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
+            f"{r['num_models']} × {r['eval_epochs']} ep"
+    table = markdown_table(recs, [("IPC", "ipc"), ("method", "method"), ("model", "model"), ("test acc. %", "acc"),
+                                  ("budget", "budget"), ("device", "device")])
+    return table + "\n\n" + _provenance(recs)
+
+
+def ablation_table() -> str:
+    recs = read_records(RESULTS / "ablation_fmnist.json")
+    if not recs:
+        return "_no results yet: run benchmarks/ablation.py_"
+    recs.sort(key=lambda r: (r.get("round", 0), -r["accuracy_mean"]))
+    for r in recs:
+        r["acc"] = _fmt_acc(r)
+        r["loss"] = "—" if r["method"] == "random" else \
+            f"{r['w_spatial']:g} / {r['w_channel']:g} / {r['w_embed']:g} / {r['power']:g} / {tuple(r['layers'])}"
+        r["budget"] = f"{r['iterations']} it × {r['batch_real']} real/class; {r['num_models']} × {r['eval_epochs']} ep"
+        r["fl"] = "" if r.get("final_loss") is None else f"{r['final_loss']:.3g}"
+    table = markdown_table(recs, [("round", "round"), ("setting", "setting"),
+                                  ("w_s / w_c / w_e / p / layers", "loss"), ("val. acc. %", "acc"),
+                                  ("final loss", "fl"), ("budget", "budget"), ("condense s", "condense_seconds")])
+    return table + "\n\n" + _provenance(recs)
+
+
+def speed_table() -> str:
+    recs = [r for r in read_records(RESULTS / "speed.json") if r.get("benchmark") == "speed"]
+    if not recs:
+        return "_no results yet: run benchmarks/speed.py_"
+    latest: dict = {}
+    for r in recs:  # the newest record per (device, ipc, mode)
+        latest[(r["device"], r["ipc"], r["mode"])] = r
+    rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["mode"]))
+    for r in rows:
+        ref = latest.get((r["device"], r["ipc"], "reference"))
+        r["ratio"] = f"{ref['ms_per_iter_median'] / r['ms_per_iter_median']:.1f}×" if ref and r["mode"] != "reference" else ""
+        r["ms"] = f"{r['ms_per_iter_median']:.1f} ({r['ms_per_iter_p10']:.1f}–{r['ms_per_iter_p90']:.1f})"
+        r["mem"] = "" if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb']:.0f}"
+    table = markdown_table(rows, [("device", "device"), ("IPC", "ipc"), ("mode", "mode"),
+                                  ("ms/iter median (p10–p90)", "ms"), ("speed-up vs reference", "ratio"),
+                                  ("peak GPU MB", "mem"), ("timed iters", "timed_iterations")])
+    return table + "\n\n" + _provenance(rows)
+
+
+SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table}
+
+
+def fill(path: Path) -> bool:
+    if not path.exists():
+        return False
+    text = path.read_text()
+    new = text
+    for name, fn in SECTIONS.items():
+        pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        if pat.search(new):
+            new = pat.sub(lambda m: m.group(1) + fn() + m.group(2), new)
+    if new != text:
+        path.write_text(new)
+        return True
+    return False
+
+
+def main() -> None:
+    for p in (ROOT / "README.md", ROOT / "docs" / "ablation.md", ROOT / "docs" / "benchmarks.md"):
+        print(f"{p.relative_to(ROOT)}: {'updated' if fill(p) else 'unchanged'}")
+
+
+if __name__ == "__main__":
+    main()
