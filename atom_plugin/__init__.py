@@ -13,6 +13,7 @@ Where things live:
 """
 __version__ = "0.1.0"
 
+from ._device import device_name, resolve_device
 from .baselines import herding_subset, random_subset
 from .condense import CondenseCallback, CondenseState, ProgressBar, condense, recondense
 from .condensed import CondensedDataset, merge_condensed
@@ -24,7 +25,8 @@ from .models import build_model, list_models, register_model
 
 __all__ = [
     "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult",
-    "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "evaluate", "herding_subset",
+    "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "device_name", "evaluate",
+    "herding_subset", "resolve_device",
     "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",
     "register_preset", "stratified_split", "test_accuracy", "train_model", "__version__",
 ]

@@ -107,6 +107,6 @@ def herding_subset(train_set, ipc: int, *, seed: int = 0, classes: Sequence[int]
                                for i in range(0, len(members), 1024)])
             picks.append(members[herding_select(feats, ipc)])
     prov = dict(seed=seed, ipc=ipc, classes=classes, feature_network=f"{cfg.model} (width {cfg.width}, depth "
-                f"{cfg.depth}, {cfg.norm}) trained {feature_epochs} epoch(s) on the training set",
+                f"{cfg.depth}, {cfg.model_kwargs().get('norm', '-')}) trained {feature_epochs} epoch(s) on the training set",
                 device=device_name(dev))
     return _as_condensed(data, torch.cat(picks), "herding", prov)

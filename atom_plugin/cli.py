@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--model", default="convnet", metavar="NAME", help="registry name (default convnet)")
     net.add_argument("--width", type=int, default=128, metavar="N", help="channels per block (default 128)")
     net.add_argument("--depth", type=int, default=3, metavar="N", help="blocks (default 3)")
-    net.add_argument("--norm", choices=NORMS, default="instancenorm")
+    net.add_argument("--norm", choices=NORMS, default=None, help="default: the preset's, else instancenorm")
     net.add_argument("--act", choices=ACTIVATIONS, default="relu")
     net.add_argument("--pool", choices=POOLINGS, default="avgpool")
     aug = c.add_argument_group("augmentation and preprocessing")

@@ -31,19 +31,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
+# A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
+_PRESET_FIELDS = _LOSS_FIELDS + ("norm",)
+_DEFAULT_NORM = "instancenorm"
 
 
 def register_preset(name: str, **values: Any) -> None:
-    """Add a named point of the loss (any of w_spatial, w_channel, w_embed, power, layers).
+    """Add a named point of the loss (any of w_spatial, w_channel, w_embed, power, layers, and the matching
+    network's norm).
 
     Raises:
         ConfigError: the name exists already, or a key is not a loss field.
     """
     if name in PRESETS:
         raise ConfigError(f"preset {name!r} already exists")
-    unknown = set(values) - set(_LOSS_FIELDS)
+    unknown = set(values) - set(_PRESET_FIELDS)
     if unknown:
-        raise ConfigError(f"unknown preset field(s) {sorted(unknown)}; allowed: {', '.join(_LOSS_FIELDS)}")
+        raise ConfigError(f"unknown preset field(s) {sorted(unknown)}; allowed: {', '.join(_PRESET_FIELDS)}")
     PRESETS[name] = dict(values)
 
 
@@ -64,7 +68,8 @@ class ATOMConfig:
         batch_real: real images per class in each iteration (64 as DataDAM); capped at the smallest class.
         lr_images, momentum: SGD on the pixels (1.0 and 0.5 as DM/DataDAM).
         init: ``"real"`` (random real images of the class) or ``"noise"`` (standard normal, i.e. normalised).
-    Network (the randomly re-drawn feature extractor): model (registry name), width, depth, norm, act, pool.
+    Network (the randomly re-drawn feature extractor): model (registry name), width, depth, norm (None = the
+        preset's, else instancenorm), act, pool. This is the *matching* network; evaluation trains its own.
     Augmentation: dsa (Siamese DSA on), dsa_strategy (None = the dataset's default, e.g. digits drop flip).
     zca: ZCA-whiten the data before condensing (CIFAR recipe of KIP/DataDAM/ATOM); off by default.
 
@@ -86,7 +91,7 @@ class ATOMConfig:
     model: str = "convnet"
     width: int = 128
     depth: int = 3
-    norm: str = "instancenorm"
+    norm: str | None = None
     act: str = "relu"
     pool: str = "avgpool"
     dsa: bool = True
@@ -105,6 +110,8 @@ class ATOMConfig:
         for key, val in PRESETS[self.preset].items():
             if values[key] is None:
                 values[key] = val
+        if values["norm"] is None:
+            values["norm"] = _DEFAULT_NORM
         values["layers"] = tuple(int(v) for v in values["layers"])
         if values["dsa_strategy"] is None and dsa_strategy_default is not None:
             values["dsa_strategy"] = dsa_strategy_default
@@ -147,7 +154,8 @@ class ATOMConfig:
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`atom_plugin.models.build_model` (ConvNet family options)."""
         if self.model.startswith("convnet"):
-            return dict(width=self.width, depth=self.depth, norm=self.norm, act=self.act, pool=self.pool)
+            return dict(width=self.width, depth=self.depth, norm=self.norm or _DEFAULT_NORM, act=self.act,
+                        pool=self.pool)
         return {}
 
     def to_dict(self) -> dict[str, Any]:

@@ -109,8 +109,8 @@ def train_model(
     g_dev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     forward = torch.compile(net) if compile else net
-    net.train()
     for epoch in range(epochs):
+        net.train()  # every epoch: an on_epoch_end callback may have switched to eval mode to validate
         if epoch == epochs // 2 and epochs > 1:
             for group in opt.param_groups:
                 group["lr"] = lr * 0.1

@@ -17,20 +17,28 @@ from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_t
 
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
 
-# name: (w_spatial, w_channel, w_embed, power, layers)
+# name: loss fields (+ the matching network's norm). Round 1: the power/weights with the default instancenorm
+# network. Round 2: the matching network's normalisation -- with instancenorm every channel is normalised per
+# image, so channel attention at p = 1 is nearly constant (Sum_hw ReLU(z) ~ the same for every channel);
+# batch/layer/group normalisation keep per-channel energy differences. dm-/datadam- controls on the same
+# network separate the network's effect from the channel term's.
+IN = "instancenorm"
 ROUNDS = {
     1: {
-        "dm": (0, 0, 1, 1, ()),
-        "dm-e10": (0, 0, 10, 1, ()),
-        "datadam": (100, 0, 1, 1, (1, 2)),
-        "s100c100-p4": (100, 100, 1, 4, (1, 2)),
-        "s10c10-p4": (10, 10, 1, 4, (1, 2)),
-        "s100c100-p1": (100, 100, 1, 1, (1, 2)),
-        "s100c100-p2": (100, 100, 1, 2, (1, 2)),
-        "s100c100-p1-L123": (100, 100, 1, 1, (1, 2, 3)),
-        "s0c100-p1": (0, 100, 1, 1, (1, 2)),
-        "s300c300-p1": (300, 300, 1, 1, (1, 2)),
-        "s100c100e10-p1": (100, 100, 10, 1, (1, 2)),
+        "dm": dict(w_spatial=0, w_channel=0, w_embed=1, power=1, layers=(), norm=IN),
+        "dm-e10": dict(w_spatial=0, w_channel=0, w_embed=10, power=1, layers=(), norm=IN),
+        "datadam": dict(w_spatial=100, w_channel=0, w_embed=1, power=1, layers=(1, 2), norm=IN),
+        "s100c100-p4": dict(w_spatial=100, w_channel=100, w_embed=1, power=4, layers=(1, 2), norm=IN),
+        "s10c10-p4": dict(w_spatial=10, w_channel=10, w_embed=1, power=4, layers=(1, 2), norm=IN),
+        "s100c100-p2": dict(w_spatial=100, w_channel=100, w_embed=1, power=2, layers=(1, 2), norm=IN),
+    },
+    2: {
+        "ln:dm": dict(w_spatial=0, w_channel=0, w_embed=1, power=1, layers=(), norm="layernorm"),
+        "ln:datadam": dict(w_spatial=100, w_channel=0, w_embed=1, power=1, layers=(1, 2), norm="layernorm"),
+        "ln:s100c100-p1": dict(w_spatial=100, w_channel=100, w_embed=1, power=1, layers=(1, 2), norm="layernorm"),
+        "bn:s100c100-p1": dict(w_spatial=100, w_channel=100, w_embed=1, power=1, layers=(1, 2), norm="batchnorm"),
+        "gn:s100c100-p1": dict(w_spatial=100, w_channel=100, w_embed=1, power=1, layers=(1, 2), norm="groupnorm"),
+        "ln:s100c1000-p1": dict(w_spatial=100, w_channel=1000, w_embed=1, power=1, layers=(1, 2), norm="layernorm"),
     },
 }
 KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
@@ -71,17 +79,18 @@ def main() -> None:
             log(f"skip {name}: already measured")
             continue
         with Timer() as tc:
-            if loss is None:
+            if loss is None:  # the random-subset baseline
                 syn = random_subset(train, args.ipc, seed=args.seed)
                 fields = dict(method="random", iterations=0, batch_real=0)
             else:
-                ws, wc, we, p, layers = loss
                 cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
-                                 w_spatial=ws, w_channel=wc, w_embed=we, power=p, layers=layers)
+                                 **loss)
                 syn = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
-                fields = dict(method="dm" if ws == wc == 0 else "atom", iterations=args.iterations,
-                              batch_real=args.batch_real, w_spatial=ws, w_channel=wc, w_embed=we, power=p,
-                              layers=list(layers), final_loss=syn.provenance["final_loss"])
+                kind = "dm" if loss["w_spatial"] == loss["w_channel"] == 0 else \
+                    "datadam" if loss["w_channel"] == 0 else "atom"
+                fields = dict(method=kind, iterations=args.iterations, batch_real=args.batch_real,
+                              **{k: (list(v) if k == "layers" else v) for k, v in loss.items()},
+                              final_loss=syn.provenance["final_loss"])
         res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
                        compile=args.compile)
         rec = record(out, dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,

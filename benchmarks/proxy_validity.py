@@ -48,7 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, done_keys, log, set_threads  # noqa: E402
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, stratified_split  # noqa: E402
-from atom_plugin import test_accuracy  # noqa: E402
 from atom_plugin._device import device_name, resolve_device  # noqa: E402
 from atom_plugin.errors import ATOMError  # noqa: E402
 from atom_plugin.results import append_records, environment, markdown_table  # noqa: E402
@@ -135,8 +134,9 @@ class Cache:
             f.flush()
 
 
-def make_proxies(args, train, val, dev, cache_dir: Path) -> list[dict]:
-    """[{proxy: atom|random, ipc, data, make_seconds}] for every requested proxy."""
+def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
+    """[{proxy: atom|random, ipc, data, make_seconds}] for every requested proxy. ``split`` is the training part
+    of the validation split (before any --full-subsample): given proxies must have been condensed from it."""
     out = []
     atom_sets = []
     if "atom" in args.proxies:
@@ -144,13 +144,19 @@ def make_proxies(args, train, val, dev, cache_dir: Path) -> list[dict]:
             for p in args.atom_proxy:
                 s = CondensedDataset.load(p)
                 nni_data.check_compatible(s, val, proxy_name=f"proxy {p}")
+                source = s.provenance.get("source_fingerprint")
+                if source is not None and source != split.fingerprint():
+                    raise nni_data.ProxyMismatchError(
+                        f"proxy {p} was condensed from another set (fingerprint {source}) than the {len(split)}-image "
+                        f"training part of the validation split ({split.fingerprint()}): it may have seen validation "
+                        f"images; condense it from stratified_split(train, {len(val)}, seed=0)[0]")
                 if s.ipc is None:
                     raise SystemExit(f"error: {p} has unequal images per class; give an IPC-balanced proxy")
                 atom_sets.append((s, s.provenance.get("seconds")))
         else:
             for ipc in args.ipc:
                 width = {"width": 16} if args.quick else {}
-                tag = f"atom-ipc{ipc}-it{args.iterations}-br{args.batch_real}-s{args.seed}-n{len(train)}" + \
+                tag = f"atom-ipc{ipc}-it{args.iterations}-br{args.batch_real}-s{args.seed}-n{len(split)}" + \
                       ("-w16" if width else "")
                 path = cache_dir / f"{tag}.safetensors"
                 if path.exists():
@@ -160,7 +166,7 @@ def make_proxies(args, train, val, dev, cache_dir: Path) -> list[dict]:
                     t0 = time.perf_counter()
                     cfg = ATOMConfig(preset="atom", ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
                                      **width)
-                    s = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
+                    s = condense(split, cfg, device=dev, seed=args.seed, compile=args.compile)
                     if dev.type == "cuda":
                         torch.cuda.synchronize(dev)
                     s.provenance["seconds"] = round(time.perf_counter() - t0, 2)
@@ -173,7 +179,7 @@ def make_proxies(args, train, val, dev, cache_dir: Path) -> list[dict]:
     if "random" in args.proxies:
         for ipc in ipcs:
             t0 = time.perf_counter()
-            s = random_subset(train, ipc, seed=0)
+            s = random_subset(split, ipc, seed=0)
             out.append(dict(proxy="random", ipc=ipc, data=s, make_seconds=time.perf_counter() - t0))
     return out
 
@@ -296,6 +302,7 @@ def main(argv=None) -> list[dict]:
     full_train = load_dataset(args.dataset, args.data_root, split="train", download=args.download)
     val_size = args.val_size or (min(5000, len(full_train) // 5) if args.quick else 5000)
     train, val = stratified_split(full_train, val_size, seed=0)
+    split = train
     if args.full_subsample:
         per_class = int(train.class_counts().min())
         if args.full_subsample < per_class:
@@ -304,7 +311,7 @@ def main(argv=None) -> list[dict]:
     archs = nni_space.sample_architectures(args.num_archs, args.arch_seed, image_size=(h, w))
     log(f"{len(archs)} architectures; full data {len(train)} images; validation {len(val)}; device {device_name(dev)}")
 
-    proxies = make_proxies(args, train, val, dev, cache_dir)
+    proxies = make_proxies(args, train, val, dev, cache_dir, split)
     # -- validation accuracy of every candidate on every training set ---------------------------------------------
     full_res = [measure(cache, "val", a, train, val, args, dev, args.full_epochs, "full") for a in _progress(archs, "full")]
     full_acc = [e["accuracy"] for e in full_res]

@@ -57,10 +57,12 @@ def ablation_table() -> str:
         r["acc"] = _fmt_acc(r)
         r["loss"] = "—" if r["method"] == "random" else \
             f"{r['w_spatial']:g} / {r['w_channel']:g} / {r['w_embed']:g} / {r['power']:g} / {tuple(r['layers'])}"
+        r["net"] = "—" if r["method"] == "random" else r.get("norm", "instancenorm")
         r["budget"] = f"{r['iterations']} it × {r['batch_real']} real/class; {r['num_models']} × {r['eval_epochs']} ep"
         r["fl"] = "" if r.get("final_loss") is None else f"{r['final_loss']:.3g}"
     table = markdown_table(recs, [("round", "round"), ("setting", "setting"),
-                                  ("w_s / w_c / w_e / p / layers", "loss"), ("val. acc. %", "acc"),
+                                  ("w_s / w_c / w_e / p / layers", "loss"), ("matching net norm", "net"),
+                                  ("val. acc. %", "acc"),
                                   ("final loss", "fl"), ("budget", "budget"), ("condense s", "condense_seconds")])
     return table + "\n\n" + _provenance(recs)
 

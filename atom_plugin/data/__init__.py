@@ -8,9 +8,12 @@ allowed (see :func:`load_dataset`).
 from ._base import DEFAULT_DSA_STRATEGY, DIGIT_DSA_STRATEGY, ImageTensorDataset, as_image_dataset
 from ._registry import list_datasets, load_dataset, register_dataset
 from .split import stratified_split
+from .stats import DATASET_STATS, DatasetStats
 from . import _cifar, _digits, _idx, _svhn, _tinyimagenet  # noqa: F401,E402  (register the built-in datasets)
 
 __all__ = [
+    "DATASET_STATS",
+    "DatasetStats",
     "DEFAULT_DSA_STRATEGY",
     "DIGIT_DSA_STRATEGY",
     "ImageTensorDataset",

@@ -15,9 +15,10 @@ from ..errors import DataError
 from ._base import DEFAULT_DSA_STRATEGY, ImageTensorDataset
 from ._common import find_or_download, one_line, to_tensor_images
 from ._registry import register_dataset
+from .stats import DATASET_STATS
 
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)
+CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS["cifar10"].mean, DATASET_STATS["cifar10"].std
+CIFAR100_MEAN, CIFAR100_STD = DATASET_STATS["cifar100"].mean, DATASET_STATS["cifar100"].std
 
 
 def _without_md5(cls):

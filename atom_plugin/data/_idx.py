@@ -21,6 +21,7 @@ from ..errors import DataError
 from ._base import DEFAULT_DSA_STRATEGY, DIGIT_DSA_STRATEGY, ImageTensorDataset
 from ._common import find_or_download, to_tensor_images
 from ._registry import register_dataset
+from .stats import DATASET_STATS
 
 # Debian's package dataset-fashion-mnist installs the four .gz files here. Tests monkeypatch this.
 FASHION_MNIST_SYSTEM_DIRS: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)
@@ -114,7 +115,8 @@ def load_fashion_mnist(root=None, *, split="train", image_size=None, download=Tr
     """
     return _load("fashion-mnist", root, split, image_size, download, subdirs=("FashionMNIST/raw", "fashion-mnist"),
                  system_dirs=FASHION_MNIST_SYSTEM_DIRS, tv_class="FashionMNIST", classes=FASHION_MNIST_CLASSES,
-                 mean=(0.2861,), std=(0.3530,), dsa=DEFAULT_DSA_STRATEGY,
+                 mean=DATASET_STATS["fashion-mnist"].mean, std=DATASET_STATS["fashion-mnist"].std,
+                 dsa=DATASET_STATS["fashion-mnist"].dsa_strategy,
                  how_to_get="get it with `apt-get install dataset-fashion-mnist` on Debian, or pass --data-root "
                             "DIR (or set $ATOM_DATA) holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                             "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or allow downloading")
@@ -129,6 +131,7 @@ def load_mnist(root=None, *, split="train", image_size=None, download=True) -> I
     """
     return _load("mnist", root, split, image_size, download, subdirs=("MNIST/raw", "mnist"),
                  system_dirs=MNIST_SYSTEM_DIRS, tv_class="MNIST", classes=tuple(str(i) for i in range(10)),
-                 mean=(0.1307,), std=(0.3081,), dsa=DIGIT_DSA_STRATEGY,
+                 mean=DATASET_STATS["mnist"].mean, std=DATASET_STATS["mnist"].std,
+                 dsa=DATASET_STATS["mnist"].dsa_strategy,
                  how_to_get="pass --data-root DIR (or set $ATOM_DATA) holding the four MNIST idx files "
                             "(train-images-idx3-ubyte[.gz], ...), or allow downloading")

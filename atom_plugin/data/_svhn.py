@@ -13,8 +13,9 @@ from ..errors import ConfigError, DataError
 from ._base import DIGIT_DSA_STRATEGY, ImageTensorDataset
 from ._common import find_or_download, one_line, to_tensor_images
 from ._registry import register_dataset
+from .stats import DATASET_STATS
 
-SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
+SVHN_MEAN, SVHN_STD = DATASET_STATS["svhn"].mean, DATASET_STATS["svhn"].std
 
 
 @register_dataset("svhn")

@@ -16,8 +16,9 @@ from ._base import DEFAULT_DSA_STRATEGY, ImageTensorDataset
 from ._common import find_or_download, to_tensor_images
 from ._imagefolder import decode_images
 from ._registry import register_dataset
+from .stats import DATASET_STATS
 
-TINY_MEAN, TINY_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TINY_MEAN, TINY_STD = DATASET_STATS["tinyimagenet"].mean, DATASET_STATS["tinyimagenet"].std
 FOLDER = "tiny-imagenet-200"
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 

@@ -91,6 +91,7 @@ class ConvNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.embed_dim = width * h * w
         self.feature_hw = (h, w)
+        self.flatten = nn.Flatten()  # a named module, so a forward hook can read the embedding
         self.classifier = nn.Linear(self.embed_dim, num_classes)
         self.num_blocks = depth
 
@@ -117,7 +118,7 @@ class ConvNet(nn.Module):
             if d in wanted:
                 by_block[d] = x
             x = block.pool(x)
-        return [by_block[d] for d in layers], x.flatten(1)
+        return [by_block[d] for d in layers], self.flatten(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""

@@ -1,0 +1,202 @@
+"""Continual learning with condensed memories: six methods on SplitFMNIST-5 at memory 100, 200 and 500 images.
+
+Methods, recipe and metrics: ``atom_plugin.integrations.avalanche.comparison`` and ``docs/avalanche.md``
+(one training recipe for all six; "memory" = total stored images; 3 seeds = 3 class orders and model inits).
+Each (method, memory, seed) run appends one flat record to the JSON file (skipped when already there, so an
+interrupted run resumes); then a Markdown table (mean ± std over seeds) and a plot (accuracy on the classes
+seen after each experience, one line per method, one panel per memory) are regenerated next to it.
+
+Full budget (GPU; memory 100 first):  python benchmarks/avalanche_replay.py --device cuda
+CPU smoke test:                       python benchmarks/avalanche_replay.py --quick --memories 10 --seeds 0
+Tables/plot only:                     python benchmarks/avalanche_replay.py --report-only
+
+Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--quick`` runs go to ``..._quick.json`` and carry
+``budget: "quick"``): benchmark ("SplitFMNIST-5"), method, memory (images), seed, budget, final_avg_accuracy (%),
+avg_forgetting (%), acc_curve (% after each experience), condense_seconds, train_seconds, memory_used,
+class_order, recipe, and device, torch, python, atom_plugin, date, command. Naive uses no memory: its run for a
+seed is measured once and copied to the other memories (``reused_from_memory``).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from _common import RESULTS, done_keys, log, record, set_threads
+
+from atom_plugin._device import device_name, resolve_device
+from atom_plugin.results import append_records, environment, read_records
+from atom_plugin._safeio import atomic_write_text
+
+BENCHMARK = "SplitFMNIST-5"
+KEY = ("benchmark", "method", "memory", "seed", "budget", "device")
+METHOD_ORDER = ("naive", "replay", "herding", "gdumb", "atom-replay", "atom-gdumb")
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def summary_markdown(records: list[dict]) -> str:
+    """Mean ± std over seeds per (memory, method), the +5-point targets, and the provenance of the records."""
+    if not records:
+        return "_no results yet_\n"
+    lines = [f"# {BENCHMARK}: condensed memories vs. real-sample memories", ""]
+    budgets = sorted({r.get("budget", "full") for r in records})
+    for budget in budgets:
+        recs = [r for r in records if r.get("budget", "full") == budget]
+        lines += [f"## budget: {budget}" + (" (CPU smoke settings, not comparable to full runs)"
+                                              if budget == "quick" else ""), "",
+                  "| memory | method | seeds | final avg accuracy (%) | avg forgetting (%) | condensation (s) |",
+                  "|---|---|---|---|---|---|"]
+        groups: dict[tuple[int, str], list[dict]] = {}
+        for r in recs:
+            groups.setdefault((int(r["memory"]), r["method"]), []).append(r)
+        means: dict[tuple[int, str], float] = {}
+        for (mem, method) in sorted(groups, key=lambda k: (k[0], METHOD_ORDER.index(k[1])
+                                                           if k[1] in METHOD_ORDER else 99)):
+            rs = groups[(mem, method)]
+            acc = [r["final_avg_accuracy"] for r in rs if r.get("final_avg_accuracy") is not None]
+            fgt = [r["avg_forgetting"] for r in rs if r.get("avg_forgetting") is not None]
+            cs = [r["condense_seconds"] for r in rs] if method.startswith("atom") else []
+            if acc:
+                means[(mem, method)] = statistics.mean(acc)
+            lines.append(f"| {mem} | {method} | {len(rs)} | {_mean_std(acc)} | {_mean_std(fgt)} | "
+                         f"{_mean_std(cs) if cs else '-'} |")
+        targets = []
+        for mem in sorted({m for m, _ in groups}):
+            for ours, ref in (("atom-replay", "herding"), ("atom-gdumb", "gdumb")):
+                if (mem, ours) in means and (mem, ref) in means:
+                    d = means[(mem, ours)] - means[(mem, ref)]
+                    targets.append(f"- memory {mem}: {ours} − {ref} = {d:+.2f} points "
+                                   f"({'meets' if d >= 5 else 'misses'} the +5 target)")
+        if targets:
+            lines += ["", "Targets (final average accuracy, mean over seeds):", "", *targets]
+        devices = sorted({r.get("device", "?") for r in recs})
+        dates = sorted(r.get("date", "?")[:10] for r in recs)
+        cmds = sorted({r.get("command", "?") for r in recs})
+        lines += ["", f"Device: {', '.join(devices)}; torch {', '.join(sorted({r.get('torch', '?') for r in recs}))}; "
+                      f"dates {dates[0]} to {dates[-1]}. Written by: " + "; ".join(f"`{c}`" for c in cmds), ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(records: list[dict], path: Path) -> Path | None:
+    """Accuracy on the classes seen after each experience (mean over seeds), one line per method, one panel per
+    memory (and budget). Returns the path, or None when matplotlib is missing or there is nothing to plot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no plot (pip install 'atom-plugin[avalanche]')")
+        return None
+    panels = sorted({(r.get("budget", "full"), int(r["memory"])) for r in records if r.get("acc_curve")})
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, (budget, mem) in zip(axes[0], panels):
+        for method in METHOD_ORDER:
+            curves = [r["acc_curve"] for r in records if r["method"] == method and int(r["memory"]) == mem
+                      and r.get("budget", "full") == budget and r.get("acc_curve")]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
+            ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{METHOD_ORDER.index(method)}",
+                    linestyle="-" if method.startswith("atom") else "--")
+        ax.set_title(f"memory {mem}" + (" (quick)" if budget == "quick" else ""))
+        ax.set_xlabel("experiences trained")
+        ax.set_ylabel("accuracy on seen classes (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(BENCHMARK)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(out: Path) -> None:
+    records = [r for r in read_records(out) if r.get("benchmark") == BENCHMARK]
+    md = out.with_suffix(".md")
+    atomic_write_text(md, summary_markdown(records))
+    png = plot(records, out.with_suffix(".png"))
+    log(f"wrote {md}" + (f" and {png}" if png else ""))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", default=None, help="Fashion-MNIST idx files (default: $ATOM_DATA, then "
+                    "/usr/share/datasets/fashion-mnist)")
+    ap.add_argument("--memories", type=int, nargs="+", default=None, help="memory sizes in images "
+                    "(default 100 200 500, in that order; 10 with --quick)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="class orders / model inits")
+    ap.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=METHOD_ORDER)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="CPU smoke budget (QUICK_RECIPE); results are labelled "
+                    "budget=quick and go to a separate file")
+    ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/avalanche_splitfmnist.json, "
+                    "or avalanche_splitfmnist_quick.json with --quick); .md and .png are written next to it")
+    ap.add_argument("--report-only", action="store_true", help="only regenerate the table and plot")
+    args = ap.parse_args()
+    out = Path(args.out) if args.out else RESULTS / ("avalanche_splitfmnist_quick.json" if args.quick
+                                                     else "avalanche_splitfmnist.json")
+    if args.report_only:
+        report(out)
+        return
+    set_threads()
+    dev = resolve_device(args.device)
+    dname = device_name(dev)
+    budget = "quick" if args.quick else "full"
+    memories = args.memories or ([10] if args.quick else [100, 200, 500])
+
+    from avalanche.benchmarks.classic import SplitFMNIST
+
+    from atom_plugin.integrations.avalanche import QUICK_RECIPE, Recipe, fashion_mnist_root, run_method
+    from atom_plugin.integrations.avalanche.comparison import recipe_dict
+
+    recipe = QUICK_RECIPE if args.quick else Recipe()
+    root = fashion_mnist_root(args.data_root)
+    done = done_keys(out, KEY)
+    for memory in memories:
+        for seed in args.seeds:
+            bench = None
+            for method in args.methods:
+                key = tuple(str(v) for v in (BENCHMARK, method, memory, seed, budget, dname))
+                if key in done:
+                    log(f"skip {method} memory {memory} seed {seed}: already measured")
+                    continue
+                if method == "naive":  # no memory: reuse this seed's run at another memory when there is one
+                    prior = [r for r in read_records(out) if r.get("benchmark") == BENCHMARK and r["method"] == "naive"
+                             and r["seed"] == seed and r.get("budget") == budget and r.get("device") == dname]
+                    if prior:
+                        rec = dict(prior[0], memory=memory, reused_from_memory=prior[0]["memory"],
+                                   **{k: v for k, v in environment(dev).items() if k in ("date", "command")})
+                        append_records(out, [rec])
+                        done.add(key)
+                        log(f"naive memory {memory} seed {seed}: copied from memory {prior[0]['memory']}")
+                        continue
+                if bench is None:
+                    bench = SplitFMNIST(5, seed=seed, dataset_root=str(root))
+                log(f"{method} memory {memory} seed {seed} ({budget}) on {dname}, class order {bench.classes_order}")
+                res = run_method(method, bench, memory=memory, recipe=recipe, device=dev, seed=seed,
+                                 progress=sys.stderr.isatty(), log=log)
+                rec = record(out, dict(benchmark=BENCHMARK, budget=budget, class_order=list(bench.classes_order),
+                                       recipe=recipe_dict(recipe), **res), dev)
+                done.add(key)
+                log(f"  -> final avg accuracy {rec['final_avg_accuracy']:.2f} %, forgetting "
+                    f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")
+            report(out)  # after every (memory, seed): partial results are readable while the rest runs
+    report(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Avalanche integration: ATOM-condensed replay memories for continual learning.
+
+Install with ``pip install 'atom-plugin[avalanche]'`` (avalanche-lib 0.6.0). See ``docs/avalanche.md``.
+
+    from avalanche.training import Naive
+    from atom_plugin.integrations.avalanche import ATOMReplayPlugin, CondensedGDumbPlugin
+
+    Naive(model=model, optimizer=optimizer, plugins=[ATOMReplayPlugin(mem_size=200)])       # replay
+    Naive(model=model, optimizer=optimizer, plugins=[CondensedGDumbPlugin(mem_size=200)])   # GDumb
+
+Modules (one plugin per file; the core ``atom_plugin`` never imports Avalanche):
+    buffer      -- :class:`ATOMBuffer`, the storage policy (policies ``"budget"`` and ``"per_class"``)
+    replay      -- :class:`ATOMReplayPlugin` (condenses *after* training on an experience)
+    gdumb       -- :class:`CondensedGDumbPlugin` (condenses *before* training; trains on the memory only)
+    comparison  -- the six-method comparison and its single training :class:`Recipe`
+    data        -- :func:`fashion_mnist_root` (needs no Avalanche): a ``dataset_root`` for ``SplitFMNIST``
+
+Everything but ``data`` and :class:`AvalancheMissingError` is imported on first use; without Avalanche that
+raises :class:`AvalancheMissingError` (an ``ImportError``) naming ``pip install 'atom-plugin[avalanche]'``.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .data import default_cache_dir, fashion_mnist_root
+
+_LAZY = {
+    "AvalancheMissingError": "_compat", "INSTALL_HINT": "_compat", "require_avalanche": "_compat",
+    "ATOMBuffer": "buffer", "POLICIES": "buffer", "DEFAULT_ITERATIONS": "buffer", "default_config": "buffer",
+    "ATOMReplayPlugin": "replay",
+    "CondensedGDumbPlugin": "gdumb",
+    "METHODS": "comparison", "QUICK_RECIPE": "comparison", "Recipe": "comparison", "build_strategy": "comparison",
+    "herding_policy": "comparison", "results_table": "comparison", "run_method": "comparison",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")  # raises AvalancheMissingError if absent
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["default_cache_dir", "fashion_mnist_root", *_LAZY]

@@ -1,0 +1,112 @@
+"""Train one candidate on a (proxy) training set and validate it on real held-out data; no NNI needed.
+
+This is the core evaluation protocol (``atom_plugin.train_model``: SGD with momentum 0.9, lr x0.1 at half the
+epochs, DSA on every batch) followed by ``atom_plugin.test_accuracy`` on a validation split -- never the test
+set. NNI trials, the NAS evaluator and the GPU proxy-validity study all call :func:`train_and_validate`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from atom_plugin import test_accuracy, train_model
+from atom_plugin._device import resolve_device
+from atom_plugin.data import ImageTensorDataset
+from atom_plugin.errors import ConfigError
+from atom_plugin.models import reinit_
+
+from .space import build_network
+
+#: Hyper-parameters of the core protocol, the defaults of every trial.
+DEFAULT_HPARAMS = {"lr": 0.01, "weight_decay": 5e-4, "batch_size": 256}
+
+
+@dataclass
+class TrainResult:
+    """Validation accuracy (a fraction in [0, 1]) of one trained candidate and the wall-clock it took (s)."""
+
+    accuracy: float
+    seconds: float
+    epochs: int
+    train_size: int
+    history: list  # [(epoch (1-based), accuracy)] of the intermediate validations
+
+
+def _seeded_init(net: nn.Module, seed: int, device: torch.device) -> None:
+    g = torch.Generator(device=device) if device.type != "cpu" else torch.Generator()
+    reinit_(net, g.manual_seed(int(seed)))
+
+
+def train_and_validate(
+    candidate: nn.Module | dict,
+    train: ImageTensorDataset,
+    val: ImageTensorDataset,
+    *,
+    epochs: int = 300,
+    lr: float = 0.01,
+    weight_decay: float = 5e-4,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+    dsa: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    report_every: int = 0,
+    on_report: Callable[[int, float], None] | None = None,
+    compile: bool = False,
+) -> TrainResult:
+    """Train ``candidate`` on ``train`` for ``epochs`` epochs, then measure its accuracy on ``val``.
+
+    Args:
+        candidate: an architecture dict of the ConvNet space (built with the core factory for ``train``'s
+            channels, classes and image size) or an ``nn.Module`` taking ``(B, C, H, W)`` float32 images.
+        train: the proxy (or a real subset / the full training split); ``val``: the real validation split in the
+            same space (images ``(N, C, H, W)`` float32, labels ``(N,)`` int64).
+        epochs, lr, weight_decay, batch_size, momentum, dsa: the training protocol (see ``atom_plugin.train_model``).
+        seed: seeds the weights (re-drawn with ``atom_plugin.models.reinit_``), shuffling and DSA.
+        report_every: every k epochs (and after the last), validate and call ``on_report(epoch, accuracy)``;
+            0 = no intermediate validation.
+        compile: train through ``torch.compile``.
+
+    Returns:
+        :class:`TrainResult`; ``accuracy`` in [0, 1] (the core's % divided by 100).
+
+    Raises:
+        InvalidArchitectureError: an architecture outside the space or invalid for the image size.
+        ConfigError: epochs/batch_size < 1, lr <= 0 or weight_decay < 0.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if not lr > 0 or weight_decay < 0:
+        raise ConfigError(f"need lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
+    dev = resolve_device(device)
+    c, h, w = train.image_shape
+    if isinstance(candidate, dict):
+        net = build_network(candidate, channels=c, num_classes=train.num_classes, image_size=(h, w))
+    else:
+        net = candidate
+    net = net.to(dev)
+    _seeded_init(net, seed, dev)
+    history: list[tuple[int, float]] = []
+
+    def on_epoch_end(epoch: int, model: nn.Module) -> None:
+        done = epoch + 1
+        if report_every and (done % report_every == 0 or done == epochs):
+            was_training = model.training
+            acc = test_accuracy(model, val) / 100.0
+            model.train(was_training)  # test_accuracy leaves eval mode; training must go on in train mode
+            history.append((done, acc))
+            if on_report is not None:
+                on_report(done, acc)
+
+    t0 = time.perf_counter()
+    train_model(net, train, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), momentum=momentum,
+                weight_decay=float(weight_decay), dsa=dsa, generator=torch.Generator().manual_seed(int(seed) + 1),
+                on_epoch_end=on_epoch_end, compile=compile)
+    acc = history[-1][1] if history and history[-1][0] == epochs else test_accuracy(net, val) / 100.0
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return TrainResult(float(acc), time.perf_counter() - t0, int(epochs), len(train), history)
