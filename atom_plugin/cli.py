@@ -19,7 +19,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, NoReturn, Sequence
 
 import torch
 
@@ -80,6 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+def run_script(main: Callable[[], object]) -> NoReturn:
+    """Run an example's or benchmark's ``main()`` under the CLI's error contract, then exit.
+
+    Exit status 0 on success; 2 with one ``error: ...`` line on stderr for any :class:`ATOMError` (bad input,
+    missing data: nothing a user should read a traceback for); 130 on Ctrl-C. Bugs keep their traceback.
+    Use as ``if __name__ == "__main__": run_script(main)``.
+    """
+    try:
+        main()
+    except ATOMError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(0)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -27,7 +27,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dm": dict(w_spatial=0.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=()),
     "datadam": dict(w_spatial=100.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=(1, 2)),
     # ATOM-style loss (reconstructed from the ATOM and DataDAM papers); values from docs/ablation.md.
-    "atom": dict(w_spatial=100.0, w_channel=100.0, w_embed=1.0, power=4.0, layers=(1, 2)),
+    "atom": dict(w_spatial=10.0, w_channel=10.0, w_embed=1.0, power=4.0, layers=(1, 2)),
 }
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")

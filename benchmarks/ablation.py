@@ -15,6 +15,7 @@ import argparse
 
 from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_threads
 
+from atom_plugin.cli import run_script
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
 
 # name: loss fields (+ the matching network's norm). Round 1: the power/weights with the default instancenorm
@@ -101,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

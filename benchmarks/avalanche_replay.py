@@ -25,6 +25,7 @@ from pathlib import Path
 
 from _common import RESULTS, done_keys, log, record, set_threads
 
+from atom_plugin.cli import run_script
 from atom_plugin._device import device_name, resolve_device
 from atom_plugin.results import append_records, environment, read_records
 from atom_plugin._safeio import atomic_write_text
@@ -199,4 +200,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

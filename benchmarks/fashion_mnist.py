@@ -17,6 +17,7 @@ from pathlib import Path
 from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
+from atom_plugin.cli import run_script
 from atom_plugin._device import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "datadam", "herding")
@@ -90,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

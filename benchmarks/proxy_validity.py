@@ -20,8 +20,8 @@ Protocol (after DC's and DataDAM's NAS experiments; DataDAM, ICCV 2023, Sec. 4.4
     time), and amortised (condensation excluded: one proxy serves many searches).
 
 No NNI here: the candidates are built by the core ConvNet factory over the same space
-(``atom_plugin.integrations.nni.space``), so it runs on any machine with torch (SciPy and matplotlib optional:
-NumPy computes the same rho; the plot is skipped without matplotlib).
+(``atom_plugin.integrations.nni.space``), so it runs on any machine with torch and SciPy (Spearman rho); the plot
+needs matplotlib and is skipped without it.
 
 Resumable: each candidate's result goes to a JSON-lines cache (--cache-dir/candidates.jsonl) as soon as it is
 measured; a rerun with the same settings skips what is there. Condensed proxies are cached there too.
@@ -49,7 +49,7 @@ from _common import RESULTS, done_keys, log, set_threads  # noqa: E402
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, stratified_split  # noqa: E402
 from atom_plugin._device import device_name, resolve_device  # noqa: E402
-from atom_plugin.errors import ATOMError  # noqa: E402
+from atom_plugin.cli import run_script  # noqa: E402
 from atom_plugin.results import append_records, environment, markdown_table  # noqa: E402
 
 try:  # installed package (pip install -e .)
@@ -401,8 +401,4 @@ def _progress(items, label: str):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ATOMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_script(main)

@@ -1,4 +1,5 @@
-"""Regenerate the result tables in README.md and docs/ablation.md from benchmarks/results/*.json.
+"""Regenerate the result tables in README.md and docs/*.md from benchmarks/results/*.json (and the .md summaries
+that the Avalanche and proxy-validity benchmarks write beside their JSON).
 
 Tables live between markers ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; everything between
 them is replaced, nothing else is touched. Run after any benchmark:
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from atom_plugin.cli import run_script
 from atom_plugin.results import markdown_table, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +88,28 @@ def speed_table() -> str:
     return table + "\n\n" + _provenance(rows)
 
 
-SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table}
+def _embedded(stem: str, what: str) -> str:
+    """The Markdown summary a benchmark wrote beside its JSON (full budget preferred, else the quick check)."""
+    for name, label in ((stem, ""), (f"{stem}_quick", "**Quick CPU check, not a result** (tiny budget; it shows the "
+                                                      "pipeline runs end to end, not how well the method works).\n\n")):
+        md = RESULTS / f"{name}.md"
+        if md.exists():
+            body = md.read_text().strip()
+            body = re.sub(r"^# .*\n+", "", body)  # its own title: the surrounding document has one
+            return f"{label}From [`benchmarks/results/{md.name}`](../benchmarks/results/{md.name}):\n\n{body}"
+    return f"_no results yet: run {what}_"
+
+
+def avalanche_section() -> str:
+    return _embedded("avalanche_splitfmnist", "benchmarks/avalanche_replay.py")
+
+
+def proxy_validity_section() -> str:
+    return _embedded("proxy_validity", "benchmarks/proxy_validity.py")
+
+
+SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
+            "avalanche": avalanche_section, "proxy_validity": proxy_validity_section}
 
 
 def fill(path: Path) -> bool:
@@ -105,9 +128,10 @@ def fill(path: Path) -> bool:
 
 
 def main() -> None:
-    for p in (ROOT / "README.md", ROOT / "docs" / "ablation.md", ROOT / "docs" / "benchmarks.md"):
+    docs = [ROOT / "docs" / f for f in ("ablation.md", "benchmarks.md", "avalanche.md", "nni.md")]
+    for p in (ROOT / "README.md", *docs):
         print(f"{p.relative_to(ROOT)}: {'updated' if fill(p) else 'unchanged'}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,6 +20,7 @@ import torch
 from _common import RESULTS, Timer, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, condense
+from atom_plugin.cli import run_script
 from atom_plugin._device import resolve_device
 from atom_plugin._reference import ReferenceMatcher
 from atom_plugin.condense import _Matcher
@@ -100,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

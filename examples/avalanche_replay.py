@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from atom_plugin.cli import run_script
 from atom_plugin.integrations.avalanche import fashion_mnist_root
 
 
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

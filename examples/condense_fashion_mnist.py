@@ -11,6 +11,7 @@ from pathlib import Path
 
 from atom_plugin import (ATOMConfig, CondensedDataset, ProgressBar, condense, evaluate, load_dataset,
                          random_subset)
+from atom_plugin.cli import run_script
 
 
 def main() -> None:
@@ -53,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -30,8 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, load_dataset, stratified_split
-from atom_plugin.errors import ATOMError
+from atom_plugin import evaluate
+from atom_plugin.cli import run_script
+
+from _proxy_setup import get_proxy, load_splits
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -124,7 +126,7 @@ def run_in_process(args, proxy, val, search_space: dict) -> list[tuple[dict, flo
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from atom_plugin.integrations.nni import check_compatible, hpo_search_space, save_split
+    from atom_plugin.integrations.nni import hpo_search_space, save_split
     from atom_plugin.integrations.nni._nni import require_nni
     from atom_plugin.integrations.nni.trial import trial_script
 
@@ -132,22 +134,8 @@ def main(argv=None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    full = load_dataset("fashion-mnist", args.data_root, download=args.download)
-    test = load_dataset("fashion-mnist", args.data_root, split="test", download=args.download)
-    val_size = args.val_size or (min(5000, len(full) // 5) if args.quick else 5000)
-    train, val = stratified_split(full, val_size, seed=0)
-    print(f"data: {len(train)} training / {len(val)} validation (held out) / {len(test)} test images")
-
-    if args.proxy:
-        proxy = CondensedDataset.load(args.proxy)
-        check_compatible(proxy, val)
-        print(f"proxy: {args.proxy} ({len(proxy)} images, method {proxy.method})")
-    else:
-        cfg = ATOMConfig(ipc=args.ipc, iterations=args.iterations, **({"width": 16} if args.quick else {}))
-        t0 = time.perf_counter()
-        proxy = condense(train, cfg, device=args.device, seed=args.seed)
-        print(f"proxy: condensed {len(proxy)} images (ipc {args.ipc}, {args.iterations} iterations) in "
-              f"{time.perf_counter() - t0:.1f} s")
+    train, val, test, val_size = load_splits(args)
+    proxy = get_proxy(args, train, val)
 
     # The trial code directory travels to wherever NNI runs a trial: data files by relative path, no local paths.
     code_dir = out / "hpo_trial"
@@ -193,8 +181,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ATOMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_script(main)

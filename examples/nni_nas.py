@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, load_dataset, stratified_split
-from atom_plugin.errors import ATOMError
+from atom_plugin import evaluate
+from atom_plugin.cli import run_script
+
+from _proxy_setup import get_proxy, load_splits
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,29 +61,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from atom_plugin.integrations.nni import arch_key, check_compatible
+    from atom_plugin.integrations.nni import arch_key
     from atom_plugin.integrations.nni.nas import ConvNetSpace, proxy_evaluator, run_search
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    full = load_dataset("fashion-mnist", args.data_root, download=args.download)
-    test = load_dataset("fashion-mnist", args.data_root, split="test", download=args.download)
-    val_size = args.val_size or (min(5000, len(full) // 5) if args.quick else 5000)
-    train, val = stratified_split(full, val_size, seed=0)
-    print(f"data: {len(train)} training / {len(val)} validation (held out) / {len(test)} test images")
-
-    if args.proxy:
-        proxy = CondensedDataset.load(args.proxy)
-        check_compatible(proxy, val)
-        print(f"proxy: {args.proxy} ({len(proxy)} images, method {proxy.method})")
-    else:
-        cfg = ATOMConfig(ipc=args.ipc, iterations=args.iterations, **({"width": 16} if args.quick else {}))
-        t0 = time.perf_counter()
-        proxy = condense(train, cfg, device=args.device, seed=args.seed)
-        path = proxy.save(out / "proxy.safetensors")
-        print(f"proxy: condensed {len(proxy)} images (ipc {args.ipc}, {args.iterations} iterations) from the "
-              f"{len(train)} training images in {time.perf_counter() - t0:.1f} s -> {path}")
+    train, val, test, _ = load_splits(args)
+    proxy = get_proxy(args, train, val, save_to=out / "proxy.safetensors")
 
     space = ConvNetSpace.for_dataset(train)
     evaluator = proxy_evaluator(proxy, val, space=space, epochs=args.epochs, seed=args.seed, device=args.device)
@@ -107,8 +93,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ATOMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_script(main)

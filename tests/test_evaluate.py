@@ -70,16 +70,16 @@ def test_bad_inputs(digits):
 
 @pytest.mark.slow
 def test_condensed_digits_beat_a_random_subset_of_the_same_size(digits):
-    """IPC 10 on scikit-learn's digits (1,497 train / 300 test, 32x32), width-32 ConvNet-3, 100 condensation
-    iterations with the default (atom) preset, 100 evaluation epochs, 3 seeds. Observed on CPU: condensed
-    about 95 %, random about 93 % (margin about 2 points, each seed positive); the test asserts a mean margin
-    above 0.5 point."""
+    """IPC 10 on scikit-learn's digits (1,497 train / 300 test, 32x32), width-32 ConvNet-3, 60 condensation
+    iterations with the default (atom) preset, 60 evaluation epochs, 3 seeds. Observed on CPU (torch 2.14.1):
+    condensed 93.7 / 92.7 / 95.0 %, random 92.0 / 91.3 / 90.3 % (mean margin 2.6 points, each seed positive);
+    the test asserts a mean margin above 1 point."""
     train, test = digits
     cond, rand = [], []
     for seed in range(3):
-        syn = condense(train, ATOMConfig(ipc=10, iterations=100, batch_real=32, **SMALL_NET), device="cpu", seed=seed)
-        cond.append(evaluate(syn, test, model_kwargs=SMALL_NET, num_models=1, epochs=100, device="cpu", seed=seed).mean)
+        syn = condense(train, ATOMConfig(ipc=10, iterations=60, batch_real=32, **SMALL_NET), device="cpu", seed=seed)
+        cond.append(evaluate(syn, test, model_kwargs=SMALL_NET, num_models=1, epochs=60, device="cpu", seed=seed).mean)
         sub = random_subset(train, 10, seed=seed)
-        rand.append(evaluate(sub, test, model_kwargs=SMALL_NET, num_models=1, epochs=100, device="cpu", seed=seed).mean)
+        rand.append(evaluate(sub, test, model_kwargs=SMALL_NET, num_models=1, epochs=60, device="cpu", seed=seed).mean)
     margin = float(np.mean(cond) - np.mean(rand))
-    assert margin > 0.5, (cond, rand)
+    assert margin > 1.0, (cond, rand)

@@ -18,7 +18,9 @@ import pytest
 
 from fakedata import write_fashion_mnist
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+# Modules with a leading underscore (shared set-up) are not examples.
+EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.py")
+                  if not p.name.startswith("_"))
 TIMEOUT_S = 300
 # Optional toolkits (extras of pyproject): top-level module -> the extra that installs it.
 OPTIONAL = {"avalanche": "avalanche", "nni": "nni", "pytorch_lightning": "nni", "lightning": "nni"}
@@ -73,6 +75,22 @@ def test_example_quick_run(example: Path, fmnist_root: Path, tmp_path: Path):
                     f"{_tail(exc.stdout)}\n{_tail(exc.stderr)}")
     assert proc.returncode == 0, (f"{' '.join(cmd)} exited with {proc.returncode}\n--- stdout\n{_tail(proc.stdout)}"
                                   f"\n--- stderr\n{_tail(proc.stderr)}")
+
+
+def test_bad_data_is_one_error_line_and_status_2(tmp_path: Path):
+    """A truncated idx file (the download broke off) ends the example with one ``error:`` line, status 2."""
+    root = tmp_path / "data"
+    write_fashion_mnist(root, n_train_per_class=4, n_test_per_class=2, gz=False, seed=0, layout="torchvision")
+    images = next(root.rglob("train-images-idx3-ubyte"))
+    images.write_bytes(images.read_bytes()[:1000])
+    example = next(p for p in EXAMPLES if p.name == "condense_fashion_mnist.py")
+    proc = subprocess.run([sys.executable, str(example), "--quick", "--data-root", str(root), "--out",
+                           str(tmp_path / "out")], cwd=tmp_path, env=dict(os.environ, HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "train-images-idx3-ubyte" in lines[0], lines
+    assert not (tmp_path / "out").exists()
 
 
 def _tail(text, n: int = 3000) -> str:

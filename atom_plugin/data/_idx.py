@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ._base import DEFAULT_DSA_STRATEGY, DIGIT_DSA_STRATEGY, ImageTensorDataset
+from ._base import ImageTensorDataset
 from ._common import find_or_download, to_tensor_images
 from ._registry import register_dataset
 from .stats import DATASET_STATS
