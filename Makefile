@@ -5,7 +5,7 @@ VENV ?= .venv
 # evaluation networks, device. Override on the command line: make demo DEMO_ITERATIONS=1000
 DEMO_ITERATIONS ?= 300
 DEMO_BATCH_REAL ?= 32
-DEMO_EVAL_EPOCHS ?= 200
+DEMO_EVAL_EPOCHS ?= 120
 DEMO_MODELS ?= 2
 DEMO_DEVICE ?= auto
 

@@ -37,3 +37,16 @@ def spatial_attention(f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
 def channel_attention(f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
     """Channel attention: ``(B, C, H, W)`` float -> ``(B, C)``, each row of unit L2 norm (zero rows stay 0)."""
     return F.normalize(_abs_pow(f, p).sum(dim=(2, 3)), dim=1)
+
+
+def attention_maps(f: torch.Tensor, p: float = 4.0, *, spatial: bool = True,
+                   channel: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Both maps of one feature map from a single ``|f|^p`` pass: ``(a_s (B, H*W) | None, a_c (B, C) | None)``.
+
+    Equal to ``(spatial_attention(f, p), channel_attention(f, p))``; the loss uses this so that ``|f|^p`` of a
+    large real batch (e.g. 640 x 128 x 32 x 32 floats) is computed and kept once, not twice.
+    """
+    e = _abs_pow(f, p)
+    a_s = F.normalize(e.sum(dim=1).flatten(1), dim=1) if spatial else None
+    a_c = F.normalize(e.sum(dim=(2, 3)), dim=1) if channel else None
+    return a_s, a_c

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .attention import channel_attention, spatial_attention
+from .attention import attention_maps
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,11 @@ def _terms(maps: list[torch.Tensor], embedding: torch.Tensor, num_classes: int, 
     """The per-class mean statistics that enter the loss, as a list of ``(weight, (K, D) tensor)``."""
     stats = []
     for f in maps:
-        if w.w_spatial > 0:
-            stats.append((w.w_spatial, class_means(spatial_attention(f, w.power), num_classes)))
-        if w.w_channel > 0:
-            stats.append((w.w_channel, class_means(channel_attention(f, w.power), num_classes)))
+        a_s, a_c = attention_maps(f, w.power, spatial=w.w_spatial > 0, channel=w.w_channel > 0)
+        if a_s is not None:
+            stats.append((w.w_spatial, class_means(a_s, num_classes)))
+        if a_c is not None:
+            stats.append((w.w_channel, class_means(a_c, num_classes)))
     if w.w_embed > 0:
         stats.append((w.w_embed, class_means(embedding, num_classes)))
     return stats

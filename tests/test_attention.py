@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from atom_plugin.attention import channel_attention, spatial_attention
+from atom_plugin.attention import attention_maps, channel_attention, spatial_attention
 
 
 def test_shapes_and_unit_norm():
@@ -34,3 +35,12 @@ def test_gradients_flow():
     f = torch.rand(3, 4, 2, 2, requires_grad=True)
     (spatial_attention(f).sum() + channel_attention(f).pow(2).sum()).backward()
     assert f.grad is not None and torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, 4.0])
+def test_attention_maps_equal_the_separate_maps_and_skip_what_is_off(p):
+    f = torch.randn(5, 6, 4, 3, generator=torch.Generator().manual_seed(3))
+    a_s, a_c = attention_maps(f, p)
+    assert torch.allclose(a_s, spatial_attention(f, p), atol=1e-7)
+    assert torch.allclose(a_c, channel_attention(f, p), atol=1e-7)
+    assert attention_maps(f, p, spatial=False)[0] is None and attention_maps(f, p, channel=False)[1] is None
