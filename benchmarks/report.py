@@ -118,9 +118,9 @@ def fill(path: Path) -> bool:
     text = path.read_text()
     new = text
     for name, fn in SECTIONS.items():
-        pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        pat = re.compile(rf"(<!-- results:{name} -->).*?(<!-- /results:{name} -->)", re.S)
         if pat.search(new):
-            new = pat.sub(lambda m: m.group(1) + fn() + m.group(2), new)
+            new = pat.sub(lambda m: f"{m.group(1)}\n{fn()}\n{m.group(2)}", new)
     if new != text:
         path.write_text(new)
         return True

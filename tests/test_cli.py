@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from atom_plugin import CondensedDataset, __version__
 from atom_plugin._safeio import read_tensors
 from atom_plugin.cli import main
+from atom_plugin.config import PRESETS
 from atom_plugin.condense import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _Matcher
 from atom_plugin.results import read_records
 
@@ -81,7 +82,8 @@ def test_condense_writes_files_records_and_summary(straight):
     condense_rec, acc = read_records(out / "result.json")
     assert condense_rec["record"] == "condense" and condense_rec["iterations"] == 4
     assert condense_rec["final_loss"] > 0 and condense_rec["seconds"] >= 0
-    assert condense_rec["config"]["width"] == 16 and condense_rec["config"]["w_channel"] == 100.0  # preset filled
+    assert condense_rec["config"]["width"] == 16
+    assert condense_rec["config"]["w_channel"] == PRESETS["atom"]["w_channel"] > 0  # the preset's value, saved
     assert ACCURACY_FIELDS <= acc.keys(), ACCURACY_FIELDS - acc.keys()
     assert acc["record"] == "accuracy" and acc["split"] == "test"
     assert (acc["method"], acc["ipc"], acc["model"], acc["num_models"], acc["eval_epochs"], acc["iterations"],
