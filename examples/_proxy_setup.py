@@ -13,6 +13,21 @@ from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, st
 from atom_plugin.data import ImageTensorDataset as Dataset
 
 
+def add_data_and_proxy_args(ap: argparse.ArgumentParser) -> None:
+    """The options both NNI examples share: data, proxy, validation split, seed, device."""
+    ap.add_argument("--data-root", default=None, help="folder holding Fashion-MNIST (e.g. ROOT/FashionMNIST/raw/)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--proxy", default=None, help="a condensed .safetensors file to use instead of condensing")
+    ap.add_argument("--ipc", type=int, default=None, help="proxy images per class (default 10; quick 2)")
+    ap.add_argument("--iterations", type=int, default=None, help="condensation iterations (default 2000; quick 3)")
+    ap.add_argument("--full-epochs", type=int, default=None, help="epochs of the final full-data training "
+                    "(default 50; quick 2)")
+    ap.add_argument("--val-size", type=int, default=None, help="held-out validation images (default 5000; quick: "
+                    "a fifth of the training set, at most 5000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
+
+
 def load_splits(args: argparse.Namespace) -> tuple[Dataset, Dataset, Dataset, int]:
     """(train, val, test, val_size): Fashion-MNIST with a stratified REAL validation split held out (seed 0).
 

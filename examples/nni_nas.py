@@ -28,28 +28,18 @@ from pathlib import Path
 from atom_plugin import evaluate
 from atom_plugin.cli import run_script
 
-from _proxy_setup import get_proxy, load_splits
+from _proxy_setup import add_data_and_proxy_args, get_proxy, load_splits
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None, help="folder holding Fashion-MNIST (e.g. ROOT/FashionMNIST/raw/)")
     ap.add_argument("--out", default="runs/nni_nas", help="output folder (proxy, NNI logs, nni_nas.json)")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--quick", action="store_true", help="tiny CPU run: ipc 2, 3 condensation iterations, "
                     "width-16 condensation net, 3 candidates, 2 epochs each")
     ap.add_argument("--strategy", choices=["random", "evolution"], default="random")
     ap.add_argument("--trials", type=int, default=None, help="candidates to train (default 50; quick 3)")
-    ap.add_argument("--proxy", default=None, help="a condensed .safetensors file to use instead of condensing")
-    ap.add_argument("--ipc", type=int, default=None, help="proxy images per class (default 10; quick 2)")
-    ap.add_argument("--iterations", type=int, default=None, help="condensation iterations (default 2000; quick 3)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs per candidate (default 300; quick 2)")
-    ap.add_argument("--full-epochs", type=int, default=None, help="epochs of the final full-data training "
-                    "(default 50; quick 2)")
-    ap.add_argument("--val-size", type=int, default=None, help="held-out validation images (default 5000; quick: "
-                    "a fifth of the training set, at most 5000)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
+    add_data_and_proxy_args(ap)
     args = ap.parse_args(argv)
     q = args.quick
     for name, normal, quick in (("trials", 50, 3), ("ipc", 10, 2), ("iterations", 2000, 3), ("epochs", 300, 2),
