@@ -96,6 +96,7 @@ def _embedded(stem: str, what: str) -> str:
         if md.exists():
             body = md.read_text().strip()
             body = re.sub(r"^# .*\n+", "", body)  # its own title: the surrounding document has one
+            body = re.sub(r"\]\(([^)/:]+\.png)\)", r"](../benchmarks/results/\1)", body)  # links from docs/
             return f"{label}From [`benchmarks/results/{md.name}`](../benchmarks/results/{md.name}):\n\n{body}"
     return f"_no results yet: run {what}_"
 
