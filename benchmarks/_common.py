@@ -35,6 +35,18 @@ def record(path: Path, rec: dict, device) -> dict:
     return full
 
 
+def add_budget_args(ap, *, iterations: int, eval_epochs: int, num_models: int) -> None:
+    """The options every accuracy benchmark shares: data, condensation and evaluation budget, seed, device."""
+    ap.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST idx files")
+    ap.add_argument("--iterations", type=int, default=iterations, help=f"condensation iterations ({iterations})")
+    ap.add_argument("--batch-real", type=int, default=64, help="real images per class per iteration (64)")
+    ap.add_argument("--eval-epochs", type=int, default=eval_epochs, help=f"epochs per evaluation ({eval_epochs})")
+    ap.add_argument("--num-models", type=int, default=num_models, help=f"networks per evaluation ({num_models})")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--compile", action="store_true", help="condense through torch.compile")
+
+
 def set_threads() -> None:
     """Use every core for intra-op work but do not oversubscribe (honours OMP_NUM_THREADS)."""
     if "OMP_NUM_THREADS" not in os.environ:

@@ -12,11 +12,13 @@ benchmarks/report.py.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_threads
+from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
 
-from atom_plugin.cli import run_script
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
+from atom_plugin._device import device_name, resolve_device
+from atom_plugin.cli import run_script
 
 # name: loss fields (+ the matching network's norm). Round 1: the power/weights with the default instancenorm
 # network. Round 2: the matching network's normalisation -- with instancenorm every channel is normalised per
@@ -47,24 +49,13 @@ KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None)
     ap.add_argument("--round", type=int, default=1, choices=sorted(ROUNDS))
     ap.add_argument("--only", nargs="*", help="run only these setting names")
     ap.add_argument("--ipc", type=int, default=10)
-    ap.add_argument("--iterations", type=int, default=8000)
-    ap.add_argument("--batch-real", type=int, default=64)
-    ap.add_argument("--eval-epochs", type=int, default=300)
-    ap.add_argument("--num-models", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", action="store_true")
+    add_budget_args(ap, iterations=8000, eval_epochs=300, num_models=3)
     ap.add_argument("--out", default=str(RESULTS / "ablation_fmnist.json"))
     args = ap.parse_args()
     set_threads()
-    from pathlib import Path
-
-    from atom_plugin._device import device_name, resolve_device
-
     dev = resolve_device(args.device)
     out = Path(args.out)
     train, val = fashion_mnist(args.data_root, validation=True)

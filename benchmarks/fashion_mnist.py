@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import RESULTS, Timer, done_keys, fashion_mnist, log, record, set_threads
+from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
 from atom_plugin.cli import run_script
@@ -48,18 +48,11 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None)
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--models", nargs="+", default=["convnet"])
-    ap.add_argument("--iterations", type=int, default=8000)
-    ap.add_argument("--batch-real", type=int, default=64)
-    ap.add_argument("--eval-epochs", type=int, default=1000)
-    ap.add_argument("--num-models", type=int, default=5)
     ap.add_argument("--herding-epochs", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", action="store_true")
+    add_budget_args(ap, iterations=8000, eval_epochs=1000, num_models=5)
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
     args = ap.parse_args()
