@@ -7,12 +7,13 @@ interrupted run resumes); then a Markdown table (mean ± std over seeds) and a p
 seen after each experience, one line per method, one panel per memory) are regenerated next to it.
 
 Full budget (GPU; memory 100 first):  python benchmarks/avalanche_replay.py --device cuda
+Reduced CPU budget (CPU_RECIPE):      python benchmarks/avalanche_replay.py --budget cpu
 CPU smoke test:                       python benchmarks/avalanche_replay.py --quick --memories 10 --seeds 0
 Tables/plot only:                     python benchmarks/avalanche_replay.py --report-only
 
-Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--quick`` runs go to ``..._quick.json`` and carry
-``budget: "quick"``): benchmark ("SplitFMNIST-5"), method, memory (images), seed, budget, final_avg_accuracy (%),
-avg_forgetting (%), acc_curve (% after each experience), condense_seconds, train_seconds, memory_used,
+Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--budget cpu`` and ``--quick`` runs go to
+``..._cpu.json`` and ``..._quick.json`` and carry ``budget: "cpu"`` / ``"quick"``): benchmark ("SplitFMNIST-5"),
+method, memory (images), seed, budget, final_avg_accuracy (%), avg_forgetting (%), acc_curve (% after each experience), condense_seconds, train_seconds, memory_used,
 class_order, recipe, and device, torch, python, atom_plugin, date, command. Naive uses no memory: its run for a
 seed is measured once and copied to the other memories (``reused_from_memory``).
 """
@@ -33,6 +34,9 @@ from atom_plugin._safeio import atomic_write_text
 BENCHMARK = "SplitFMNIST-5"
 KEY = ("benchmark", "method", "memory", "seed", "budget", "device")
 METHOD_ORDER = ("naive", "replay", "herding", "gdumb", "atom-replay", "atom-gdumb")
+_BUDGET_NOTES = {"quick": " (CPU smoke settings, not comparable to full runs)",
+                 "cpu": " (reduced CPU recipe `CPU_RECIPE`, not the full recipe: width 32, 1 epoch per experience, "
+                        "GDumb 100 epochs, 200 condensation iterations with 32 real images/class)"}
 
 
 def _mean_std(values: list[float]) -> str:
@@ -51,8 +55,7 @@ def summary_markdown(records: list[dict]) -> str:
     budgets = sorted({r.get("budget", "full") for r in records})
     for budget in budgets:
         recs = [r for r in records if r.get("budget", "full") == budget]
-        lines += [f"## budget: {budget}" + (" (CPU smoke settings, not comparable to full runs)"
-                                              if budget == "quick" else ""), "",
+        lines += [f"## budget: {budget}" + _BUDGET_NOTES.get(budget, ""), "",
                   "| memory | method | seeds | final avg accuracy (%) | avg forgetting (%) | condensation (s) |",
                   "|---|---|---|---|---|---|"]
         groups: dict[tuple[int, str], list[dict]] = {}
@@ -111,7 +114,7 @@ def plot(records: list[dict], path: Path) -> Path | None:
             mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
             ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{METHOD_ORDER.index(method)}",
                     linestyle="-" if method.startswith("atom") else "--")
-        ax.set_title(f"memory {mem}" + (" (quick)" if budget == "quick" else ""))
+        ax.set_title(f"memory {mem}" + (f" ({budget} budget)" if budget != "full" else ""))
         ax.set_xlabel("experiences trained")
         ax.set_ylabel("accuracy on seen classes (%)")
         ax.set_ylim(0, 100)
@@ -142,29 +145,31 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="class orders / model inits")
     ap.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=METHOD_ORDER)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--quick", action="store_true", help="CPU smoke budget (QUICK_RECIPE); results are labelled "
-                    "budget=quick and go to a separate file")
+    ap.add_argument("--budget", choices=("full", "cpu", "quick"), default="full",
+                    help="recipe: full (Recipe(), for a GPU), cpu (CPU_RECIPE, a reduced recipe for 2 CPU cores) or "
+                    "quick (QUICK_RECIPE, a smoke test); non-full results are labelled and go to their own file")
+    ap.add_argument("--quick", action="store_true", help="same as --budget quick")
     ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/avalanche_splitfmnist.json, "
-                    "or avalanche_splitfmnist_quick.json with --quick); .md and .png are written next to it")
+                    "or avalanche_splitfmnist_<budget>.json for cpu/quick); .md and .png are written next to it")
     ap.add_argument("--report-only", action="store_true", help="only regenerate the table and plot")
     args = ap.parse_args()
-    out = Path(args.out) if args.out else RESULTS / ("avalanche_splitfmnist_quick.json" if args.quick
-                                                     else "avalanche_splitfmnist.json")
+    budget = "quick" if args.quick else args.budget
+    out = Path(args.out) if args.out else RESULTS / ("avalanche_splitfmnist.json" if budget == "full"
+                                                     else f"avalanche_splitfmnist_{budget}.json")
     if args.report_only:
         report(out)
         return
     set_threads()
     dev = resolve_device(args.device)
     dname = device_name(dev)
-    budget = "quick" if args.quick else "full"
-    memories = args.memories or ([10] if args.quick else [100, 200, 500])
+    memories = args.memories or ([10] if budget == "quick" else [100, 200, 500])
 
     from avalanche.benchmarks.classic import SplitFMNIST
 
-    from atom_plugin.integrations.avalanche import QUICK_RECIPE, Recipe, fashion_mnist_root, run_method
+    from atom_plugin.integrations.avalanche import RECIPES, fashion_mnist_root, run_method
     from atom_plugin.integrations.avalanche.comparison import recipe_dict
 
-    recipe = QUICK_RECIPE if args.quick else Recipe()
+    recipe = RECIPES[budget]
     root = fashion_mnist_root(args.data_root)
     done = done_keys(out, KEY)
     for memory in memories:

@@ -89,9 +89,16 @@ def speed_table() -> str:
 
 
 def _embedded(stem: str, what: str) -> str:
-    """The Markdown summary a benchmark wrote beside its JSON (full budget preferred, else the quick check)."""
-    for name, label in ((stem, ""), (f"{stem}_quick", "**Quick CPU check, not a result** (tiny budget; it shows the "
-                                                      "pipeline runs end to end, not how well the method works).\n\n")):
+    """The Markdown summary a benchmark wrote beside its JSON: the full budget if there is one, else the reduced
+    CPU budget, else the quick check -- each labelled."""
+    candidates = (
+        (stem, ""),
+        (f"{stem}_cpu", "**Reduced CPU budget, not the full recipe** (2 CPU cores; smaller networks and fewer "
+                        "epochs and iterations than the GPU recipe, so not comparable with full-budget numbers).\n\n"),
+        (f"{stem}_quick", "**Quick CPU check, not a result** (tiny budget; it shows the pipeline runs end to end, "
+                          "not how well the method works).\n\n"),
+    )
+    for name, label in candidates:
         md = RESULTS / f"{name}.md"
         if md.exists():
             body = md.read_text().strip()

@@ -29,7 +29,8 @@ _LAZY = {
     "ATOMBuffer": "buffer", "POLICIES": "buffer", "DEFAULT_ITERATIONS": "buffer", "default_config": "buffer",
     "ATOMReplayPlugin": "replay",
     "CondensedGDumbPlugin": "gdumb",
-    "METHODS": "comparison", "QUICK_RECIPE": "comparison", "Recipe": "comparison", "build_strategy": "comparison",
+    "METHODS": "comparison", "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
+    "Recipe": "comparison", "build_strategy": "comparison",
     "herding_policy": "comparison", "results_table": "comparison", "run_method": "comparison",
 }
 

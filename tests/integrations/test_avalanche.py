@@ -261,6 +261,17 @@ def test_bad_arguments():
         CondensedGDumbPlugin(mem_size=10, config=ATOMConfig(preset="nope"))
 
 
+def test_reduced_recipes_change_sizes_only():
+    """The cpu and quick budgets shrink the recipe; the rules every method shares stay those of Recipe()."""
+    from atom_plugin.integrations.avalanche import RECIPES, Recipe
+
+    assert set(RECIPES) == {"full", "cpu", "quick"} and RECIPES["full"] == Recipe()
+    rules = ("model", "depth", "norm", "lr", "momentum", "weight_decay", "memory_augmentation", "condense_preset")
+    for name, recipe in RECIPES.items():
+        assert {k: getattr(recipe, k) for k in rules} == {k: getattr(Recipe(), k) for k in rules}, name
+    assert RECIPES["quick"].condense_iterations < RECIPES["cpu"].condense_iterations < Recipe().condense_iterations
+
+
 def test_normalisation_differing_from_the_core_warns(bench):
     buf = ATOMBuffer(4, config=STILL, progress=False, mean=(0.5,), std=(0.5,))
     with pytest.warns(UserWarning, match=r"the core uses \(0.2861,\)"):
