@@ -5,6 +5,7 @@ those files (never typed by hand). Accuracy fields are in %, times in seconds, m
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -57,11 +58,33 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return data
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive advisory lock on ``folder`` (POSIX ``flock``; no lock file is left behind; a no-op where
+    ``fcntl`` does not exist), so that benchmarks running side by side do not lose each other's appends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: appends from concurrent processes are not serialised
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Append records to a JSON list file, atomically (the file is rewritten through a temporary file)."""
-    existing = read_records(path)
-    existing.extend(records)
-    atomic_write_text(path, json.dumps(existing, indent=1) + "\n")
+    """Append records to a JSON list file, atomically (the file is rewritten through a temporary file) and under
+    an exclusive lock on its folder (read-modify-write: two processes appending at once would otherwise race)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(p.parent):
+        existing = read_records(p)
+        existing.extend(records)
+        atomic_write_text(p, json.dumps(existing, indent=1) + "\n")
 
 
 def markdown_table(records: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:

@@ -47,8 +47,9 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def summary_markdown(records: list[dict]) -> str:
-    """Mean ± std over seeds per (memory, method), the +5-point targets, and the provenance of the records."""
+def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
+    """Mean ± std over seeds per (memory, method), the +5-point targets, the provenance of the records, and a
+    link to the plot ``plot_name`` (a file beside the summary) when given."""
     if not records:
         return "_no results yet_\n"
     lines = [f"# {BENCHMARK}: condensed memories vs. real-sample memories", ""]
@@ -86,6 +87,8 @@ def summary_markdown(records: list[dict]) -> str:
         cmds = sorted({r.get("command", "?") for r in recs})
         lines += ["", f"Device: {', '.join(devices)}; torch {', '.join(sorted({r.get('torch', '?') for r in recs}))}; "
                       f"dates {dates[0]} to {dates[-1]}. Written by: " + "; ".join(f"`{c}`" for c in cmds), ""]
+    if plot_name:
+        lines += [f"![accuracy on the classes seen after each experience]({plot_name})", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -131,8 +134,8 @@ def plot(records: list[dict], path: Path) -> Path | None:
 def report(out: Path) -> None:
     records = [r for r in read_records(out) if r.get("benchmark") == BENCHMARK]
     md = out.with_suffix(".md")
-    atomic_write_text(md, summary_markdown(records))
     png = plot(records, out.with_suffix(".png"))
+    atomic_write_text(md, summary_markdown(records, png.name if png else None))
     log(f"wrote {md}" + (f" and {png}" if png else ""))
 
 
