@@ -13,9 +13,10 @@ Tables/plot only:                     python benchmarks/avalanche_replay.py --re
 
 Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--budget cpu`` and ``--quick`` runs go to
 ``..._cpu.json`` and ``..._quick.json`` and carry ``budget: "cpu"`` / ``"quick"``): benchmark ("SplitFMNIST-5"),
-method, memory (images), seed, budget, final_avg_accuracy (%), avg_forgetting (%), acc_curve (% after each experience), condense_seconds, train_seconds, memory_used,
-class_order, recipe, and device, torch, python, atom_plugin, date, command. Naive uses no memory: its run for a
-seed is measured once and copied to the other memories (``reused_from_memory``).
+method, memory (images), seed, budget, final_avg_accuracy (%), avg_forgetting (%), acc_curve (% after each
+experience), condense_seconds, train_seconds, memory_used, class_order, recipe, and device, torch, python,
+atom_plugin, date, command. Naive uses no memory: its run for a seed is measured once and copied to the other
+memories (``reused_from_memory``).
 """
 from __future__ import annotations
 
