@@ -35,9 +35,19 @@ from atom_plugin._safeio import atomic_write_text
 BENCHMARK = "SplitFMNIST-5"
 KEY = ("benchmark", "method", "memory", "seed", "budget", "device")
 METHOD_ORDER = ("naive", "replay", "herding", "gdumb", "atom-replay", "atom-gdumb")
-_BUDGET_NOTES = {"quick": " (CPU smoke settings, not comparable to full runs)",
-                 "cpu": " (reduced CPU recipe `CPU_RECIPE`, not the full recipe: width 32, 1 epoch per experience, "
-                        "GDumb 100 epochs, 200 condensation iterations with 32 real images/class)"}
+_BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
+                 "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
+
+
+def _budget_heading(budget: str, recs: list[dict]) -> str:
+    """``## budget: NAME (note: sizes)``, the sizes read from the recipe stored with the records."""
+    if budget == "full":
+        return "## budget: full"
+    rc = recs[0].get("recipe") or {}
+    sizes = (f"width {rc.get('width')}, {rc.get('train_epochs')} epoch(s) per experience, GDumb "
+             f"{rc.get('gdumb_epochs')} epochs, {rc.get('condense_iterations')} condensation iterations with "
+             f"{rc.get('condense_batch_real')} real images/class") if rc else ""
+    return f"## budget: {budget} ({_BUDGET_NOTES.get(budget, 'reduced')}{': ' + sizes if sizes else ''})"
 
 
 def _mean_std(values: list[float]) -> str:
@@ -57,7 +67,7 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
     budgets = sorted({r.get("budget", "full") for r in records})
     for budget in budgets:
         recs = [r for r in records if r.get("budget", "full") == budget]
-        lines += [f"## budget: {budget}" + _BUDGET_NOTES.get(budget, ""), "",
+        lines += [_budget_heading(budget, recs), "",
                   "| memory | method | seeds | final avg accuracy (%) | avg forgetting (%) | condensation (s) |",
                   "|---|---|---|---|---|---|"]
         groups: dict[tuple[int, str], list[dict]] = {}
