@@ -42,6 +42,17 @@ ROUNDS = {
         "bn:s100c100-p1": dict(w_spatial=100, w_channel=100, w_embed=1, power=1, layers=(1, 2), norm="batchnorm"),
         "gn:s100c100-p1": dict(w_spatial=100, w_channel=100, w_embed=1, power=1, layers=(1, 2), norm="groupnorm"),
         "ln:s100c1000-p1": dict(w_spatial=100, w_channel=1000, w_embed=1, power=1, layers=(1, 2), norm="layernorm"),
+        "ln:s10c10-p4": dict(w_spatial=10, w_channel=10, w_embed=1, power=4, layers=(1, 2), norm="layernorm"),
+    },
+    # Round 3: around round 1's winner. The gradient-balance diagnostic (benchmarks/gradient_balance.py) found the
+    # attention terms carry ~20 % of the step at w = 10, p = 4: try a larger share, block 3's maps too, and the
+    # spatial term alone (isolates what the channel term adds), then a heavier channel term and p = 2.
+    3: {
+        "s30c30-p4": dict(w_spatial=30, w_channel=30, w_embed=1, power=4, layers=(1, 2), norm=IN),
+        "s10c10-p4-l123": dict(w_spatial=10, w_channel=10, w_embed=1, power=4, layers=(1, 2, 3), norm=IN),
+        "s10c0-p4": dict(w_spatial=10, w_channel=0, w_embed=1, power=4, layers=(1, 2), norm=IN),
+        "s10c100-p4": dict(w_spatial=10, w_channel=100, w_embed=1, power=4, layers=(1, 2), norm=IN),
+        "s10c10-p2": dict(w_spatial=10, w_channel=10, w_embed=1, power=2, layers=(1, 2), norm=IN),
     },
 }
 KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
