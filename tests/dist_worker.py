@@ -25,4 +25,7 @@ except ConfigError as exc:
     if rank == 0:
         with open(os.path.join(out_dir, "bn.txt"), "w") as f:
             f.write(str(exc))
+# Tear down together: a rank that leaves while its peer is still writing files can abort in gloo's teardown
+# ("terminate called without an active exception"); that failed this test once in a fresh-clone `make test`.
+dist.barrier()
 dist.destroy_process_group()

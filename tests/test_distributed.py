@@ -17,9 +17,13 @@ NORMS = ["instancenorm", "groupnorm", "layernorm", "none"]
 def test_two_gloo_ranks_equal_one_process(tmp_path):
     worker = Path(__file__).with_name("dist_worker.py")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(worker), str(tmp_path), ",".join(NORMS)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
+           str(tmp_path), ",".join(NORMS)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "terminate called without an active exception" in proc.stderr:
+        # gloo's own teardown abort (seen once in a fresh-clone run, not reproduced in 16 loops): one retry;
+        # a wrong result or any other failure still fails below.
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = load_dataset("digits", split="train")
     for norm in NORMS:
