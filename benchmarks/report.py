@@ -51,6 +51,16 @@ def protocol_table() -> str:
     return table + "\n\n" + _minimum_bar(recs) + "\n\n" + _provenance(recs)
 
 
+def _control(recs: list[dict], of: dict, method: str, keys: tuple[str, ...], **fixed) -> dict | None:
+    """The first record of ``method`` that equals ``of`` on ``keys`` and has the ``fixed`` values (a missing
+    ``norm`` reads as the default instancenorm): the baseline ``of`` is compared with."""
+    def get(r, k):
+        return r.get(k, "instancenorm") if k == "norm" else r.get(k)
+    return next((r for r in recs if r is not of and r["method"] == method
+                 and all(get(r, k) == get(of, k) for k in keys)
+                 and all(r.get(k) == v for k, v in fixed.items())), None)
+
+
 def _paired_delta(a: dict, b: dict) -> str:
     """Mean ± std over evaluation seeds of a's accuracy minus b's: both evaluate networks drawn from the same seeds,
     so the network-to-network spread that both share cancels."""
@@ -67,13 +77,10 @@ def _minimum_bar(recs: list[dict]) -> str:
     the two standard deviations."""
     lines = ["Minimum bar (atom's mean above both dm's and random's by more than the larger of their stds), "
              "computed from the records above:", ""]
+    same = ("model", "ipc", "device", "num_models", "eval_epochs")
     for a in (r for r in recs if r["method"] == "atom" and r["model"] == "convnet"):
-        def same(r, method, iters):
-            return (r["method"] == method and r["model"] == "convnet" and r["ipc"] == a["ipc"]
-                    and r["iterations"] == iters and r["device"] == a["device"]
-                    and (r["num_models"], r["eval_epochs"]) == (a["num_models"], a["eval_epochs"]))
-        dm = next((r for r in recs if same(r, "dm", a["iterations"])), None)
-        rnd = next((r for r in recs if same(r, "random", 0)), None)
+        dm = _control(recs, a, "dm", same + ("iterations",))
+        rnd = _control(recs, a, "random", same)
         if dm is None or rnd is None:
             lines.append(f"- IPC {a['ipc']}: dm or random missing at this budget")
             continue
@@ -102,10 +109,8 @@ def ablation_table() -> str:
         r["budget"] = f"{r['iterations']} it × {r['batch_real']} real/class; {r['num_models']} × {r['eval_epochs']} ep"
         r["fl"] = "" if r.get("final_loss") is None else f"{r['final_loss']:.3g}"
     for r in recs:  # vs the dm control of the same budget and matching-network norm
-        dm = next((d for d in recs if d["method"] == "dm" and d["w_embed"] == 1 and d is not r
-                   and d.get("norm", "instancenorm") == r.get("norm", "instancenorm")
-                   and all(d[k] == r[k] for k in ("ipc", "iterations", "batch_real", "num_models", "eval_epochs",
-                                                  "device"))), None) if r["method"] != "random" else None
+        budget = ("ipc", "iterations", "batch_real", "num_models", "eval_epochs", "device", "norm")
+        dm = None if r["method"] == "random" else _control(recs, r, "dm", budget, w_embed=1)
         r["vs_dm"] = _paired_delta(r, dm) if dm else ""
     table = markdown_table(recs, [("round", "round"), ("setting", "setting"),
                                   ("w_s / w_c / w_e / p / layers", "loss"), ("matching net norm", "net"),
