@@ -8,6 +8,13 @@ classes are split: it equals the single-process result up to float rounding.
 
 BatchNorm normalises over the whole batch and so couples classes: class-parallel runs refuse it.
 
+Import this module before the process group is created (the CLI does). ``torch.distributed.nn.functional``
+binds ``group.WORLD`` as a default argument when it is first imported, and torch imports it lazily (the first
+optimizer pulls it in through ``torch._dynamo``). Imported after ``init_process_group`` it pins the default
+group, so ``destroy_process_group`` leaves gloo's worker threads running into interpreter shutdown, where a
+worker releasing a finished collective's tensors needs the GIL and the process aborts ("terminate called
+without an active exception"; torchrun then kills the other ranks). Importing it here, first, binds ``None``.
+
 Launch (one node, N processes; several nodes: the same command on each node with ``--nnodes``,
 ``--node_rank`` and a shared ``--rdzv_endpoint``, see torchrun's documentation)::
 
@@ -16,6 +23,7 @@ Launch (one node, N processes; several nodes: the same command on each node with
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +36,9 @@ from .condensed import CondensedDataset
 from .config import ATOMConfig
 from .data._base import as_image_dataset
 from .errors import ConfigError
+
+if dist.is_available():  # imported before any process group exists: see the module docstring
+    import torch.distributed.nn.functional as _dist_nn_functional
 
 
 def launched_by_torchrun() -> bool:
@@ -67,6 +78,9 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
     Raises:
         ConfigError: BatchNorm in the network, more ranks than classes, or no process group.
         (and everything :func:`atom_plugin.condense` raises)
+
+    Warns:
+        RuntimeWarning: the group was created before this module was imported (see the module docstring).
     """
     if not dist.is_initialized():
         raise ConfigError("condense_class_parallel needs an initialised process group; launch with torchrun "
@@ -77,6 +91,10 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
         raise ConfigError("class-parallel condensation cannot use BatchNorm: it normalises over all classes at once, "
                           "so splitting classes would change the result; use instancenorm, groupnorm, layernorm or "
                           "none, or run in one process")
+    if _group_pinned():
+        warnings.warn("the process group was created before atom_plugin.distributed was imported, so torch pins it "
+                      "and destroy_process_group cannot stop its threads (the process may abort at exit); import "
+                      "atom_plugin.distributed before init_process_group", RuntimeWarning, stacklevel=2)
     rank, world = dist.get_rank(), dist.get_world_size()
     run_classes = sorted(set(int(k) for k in classes)) if classes is not None else data.present_classes()
     if world > len(run_classes):
@@ -93,6 +111,12 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
     prov = dict(part.provenance, class_parallel=dict(world_size=world, backend=dist.get_backend()))
     prov["seconds"] = max(_all_gather_floats(part.provenance["seconds"], world))
     return part._like(images, labels, provenance=prov)
+
+
+def _group_pinned() -> bool:
+    """Whether ``torch.distributed.nn.functional`` holds the live default group as a default argument."""
+    world = dist.group.WORLD if dist.is_available() else None
+    return world is not None and any(d is world for d in (_dist_nn_functional.broadcast.__defaults__ or ()))
 
 
 def _comm_device() -> torch.device:
