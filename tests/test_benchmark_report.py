@@ -39,4 +39,15 @@ def test_minimum_bar_met_only_when_atom_clears_the_larger_std(report):
 def test_minimum_bar_ignores_a_dm_run_of_another_budget(report):
     recs = [_rec("atom", 10, [82.0, 82.2, 82.4]), _rec("dm", 10, [70.0, 70.1, 70.2], iterations=8000),
             _rec("random", 10, [77.0, 77.2, 77.4])]
-    assert "dm or random missing at this budget" in report._minimum_bar(recs)
+    assert "atom − random = +5.00, random's std 0.20, dm not measured at this budget → undecided" \
+        in report._minimum_bar(recs)
+    assert "dm and random missing at this budget" in report._minimum_bar(recs[:2])
+
+
+def test_minimum_bar_with_one_control_missing_is_decided_only_by_a_miss(report):
+    atom, dm = _rec("atom", 50, [85.2, 85.4, 85.6]), _rec("dm", 50, [85.1, 85.5, 85.5])
+    line = report._minimum_bar([atom, dm]).splitlines()[2]
+    assert line.startswith("- IPC 50 (200 it; 3 × 300 ep): atom − dm = +0.03, dm's std 0.23, random not measured")
+    assert "**not met**" in line and "paired by evaluation seed: +0.03 ± 0.12" in line
+    far = _rec("atom", 50, [87.0, 87.2, 87.4])
+    assert "→ undecided" in report._minimum_bar([far, dm]).splitlines()[2]
