@@ -21,7 +21,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
            str(tmp_path), ",".join(NORMS)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for rank in (0, 1):  # destroy_process_group joined gloo's threads (a pinned group's abort the process at exit)
+    for rank in (0, 1):  # destroy_process_group joined gloo's threads (a pinned group's threads abort at exit)
         if Path("/proc/self/task").is_dir():
             threads = (tmp_path / f"threads.rank{rank}.txt").read_text().split("\n")
             assert "python" in threads and not [t for t in threads if "gloo" in t], threads
