@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 # Demo budget (make demo): condensation iterations, real images per class per iteration, evaluation epochs,
 # evaluation networks, device. Override on the command line: make demo DEMO_ITERATIONS=1000
-DEMO_ITERATIONS ?= 300
+DEMO_ITERATIONS ?= 120
 DEMO_BATCH_REAL ?= 32
-DEMO_EVAL_EPOCHS ?= 120
+DEMO_EVAL_EPOCHS ?= 80
 DEMO_MODELS ?= 2
 DEMO_DEVICE ?= auto
 

@@ -43,11 +43,12 @@ class ReferenceMatcher:
         pos = u.topk(self.n_real, dim=1, largest=False).indices
         draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g) if self.ops else None
         reals, syns = [], []
-        ipc = cfg.ipc
+        ipc = cfg.ipc * self.factor ** 2  # decoded samples per class
+        decoded = self.decoded()
         for i, row in enumerate(self.local_rows.tolist()):  # per-class Python loop
             idx = (pos[row] + self.pool_offsets[row]).tolist()
             img_real = torch.stack([self.pool[j] for j in idx]).to(dev)
-            img_syn = self.syn[i * ipc:(i + 1) * ipc]
+            img_syn = decoded[i * ipc:(i + 1) * ipc]
             if draw is not None:
                 one = _host_draw(draw, row)  # parameters read to the host, rebuilt from Python lists
                 group_r = torch.zeros(img_real.shape[0], dtype=torch.long, device=dev)

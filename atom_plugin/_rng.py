@@ -15,6 +15,9 @@ import torch
 NETWORK = 0  # the random network's weights (shared by all classes / ranks)
 DATA = 1     # real-batch indices and DSA parameters (drawn for all classes, sliced per class)
 INIT = 2     # which real images initialise the synthetic set
+POOL = 3     # network pool: which network matches, re-drawn weights (networks="pool")
+POOL_DATA = 4  # network pool: the real batches its networks train on
+POOL_INIT = 5  # network pool: the initial weights of slot i (iteration field = i)
 
 
 def derive_seed(seed: int, iteration: int, stream: int) -> int:

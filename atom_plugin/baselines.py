@@ -44,19 +44,33 @@ def _as_condensed(data: ImageTensorDataset, idx: torch.Tensor, method: str, prov
                             check_finite=False)
 
 
-def random_subset(train_set, ipc: int, *, seed: int = 0, classes: Sequence[int] | None = None) -> CondensedDataset:
+def random_subset(train_set, ipc: int, *, seed: int = 0, classes: Sequence[int] | None = None,
+                  factor: int = 1) -> CondensedDataset:
     """``ipc`` real images per class drawn uniformly without replacement (seeded), as a CondensedDataset.
 
-    Returns ``(K*ipc, C, H, W)`` float32 images, class-major. Raises ConfigError/DataError on bad IPC/classes.
+    With ``factor`` f > 1 the *tiled random* baseline (the multi-formation parametrisation without
+    condensation, reference.md Sec. 5): ``ipc * f²`` real images per class, each downsampled into one tile of
+    ``ipc`` stored images (:func:`atom_plugin.multiformation.encode`); method ``"tiled-random"``.
+
+    Returns ``(K*ipc, C, H, W)`` float32 stored images, class-major. Raises ConfigError/DataError on bad
+    IPC/classes, or a factor that does not divide the image size.
     """
+    from .multiformation import check_factor, encode
+
     data = as_image_dataset(train_set)
-    classes = _check(data, ipc, classes)
+    factor = check_factor(factor, data.image_shape[1:])
+    classes = _check(data, ipc * factor * factor, classes)
     g = _rng.generator(seed, 0, _rng.INIT, "cpu")
     picks = []
     for k in classes:
         members = torch.nonzero(data.labels == k).flatten()
-        picks.append(members[torch.randperm(len(members), generator=g)[:ipc]])
-    return _as_condensed(data, torch.cat(picks), "random", dict(seed=seed, ipc=ipc, classes=classes))
+        picks.append(members[torch.randperm(len(members), generator=g)[:ipc * factor * factor]])
+    idx = torch.cat(picks)
+    prov = dict(seed=seed, ipc=ipc, classes=classes, factor=factor)
+    if factor == 1:
+        return _as_condensed(data, idx, "random", prov)
+    tiled = _as_condensed(data, idx, "tiled-random", prov)
+    return tiled._like(encode(tiled.images, factor), data.labels[idx][::factor * factor].clone(), factor=factor)
 
 
 def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:

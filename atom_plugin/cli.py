@@ -29,7 +29,7 @@ from ._safeio import ensure_writable_dir
 from .baselines import herding_subset, random_subset
 from .condense import CondenseCallback, ProgressBar, condense
 from .condensed import CondensedDataset
-from .config import ATOMConfig
+from .config import NETWORKS, ATOMConfig
 from .data import load_dataset, stratified_split
 from .distributed import condense_class_parallel, init_from_env, launched_by_torchrun
 from .errors import ATOMError, CondensedFileError, ConfigError, DataError, OutputPathError
@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-real", type=int, default=64, metavar="N",
                    help="real images per class per iteration (default 64)")
     c.add_argument("--init", choices=("real", "noise"), default="real", help="start from real images or noise")
+    c.add_argument("--factor", type=int, metavar="F", help="multi-formation factor: each stored image holds FxF "
+                   "tiles, decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)")
+    c.add_argument("--networks", choices=NETWORKS, default=None,
+                   help="matching networks: a fresh random one per iteration, or a pool of partly trained ones "
+                   "(default: the preset's: random; the pool did not help on the validation split)")
+    c.add_argument("--pool-size", type=int, default=ATOMConfig.pool_size, metavar="N",
+                   help=f"networks in the pool (default {ATOMConfig.pool_size})")
+    c.add_argument("--ce-weight", type=float, default=ATOMConfig.ce_weight, metavar="X",
+                   help=f"class-aware cross-entropy weight with the pool (default {ATOMConfig.ce_weight})")
     loss = c.add_argument_group("loss (default: the preset's values)")
     loss.add_argument("--w-spatial", type=float, metavar="X", help="weight of the spatial-attention term")
     loss.add_argument("--w-channel", type=float, metavar="X", help="weight of the channel-attention term")
@@ -180,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(b)
     b.add_argument("--method", choices=("random", "herding"), required=True)
     b.add_argument("--ipc", type=int, required=True, metavar="N", help="images per class")
+    b.add_argument("--factor", type=int, default=1, metavar="F",
+                   help="random only: tile F^2 downsampled real images into each stored image (tiled random)")
     b.add_argument("--herding-epochs", type=int, default=1, metavar="E",
                    help="epochs of the herding feature network (0 = random)")
     b.add_argument("--classes", type=_int_list, metavar="0,3,7", help="only these class indices")
@@ -195,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="PNG", help="default: grid.png beside the condensed file")
     s.add_argument("--max-per-class", type=int, metavar="N", help="at most N images per row")
     s.add_argument("--scale", type=int, default=2, metavar="K", help="pixel enlargement (default 2)")
+    s.add_argument("--decoded", action="store_true",
+                   help="show the decoded training samples of a multi-formation set instead of the stored images")
     s.set_defaults(func=cmd_show)
 
     # -- report --------------------------------------------------------------------------------------------
@@ -252,6 +265,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     """
     cfg = ATOMConfig(
         preset=args.preset, ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real, init=args.init,
+        factor=args.factor, networks=args.networks, pool_size=args.pool_size, ce_weight=args.ce_weight,
         w_spatial=args.w_spatial, w_channel=args.w_channel, w_embed=args.w_embed, power=args.power,
         layers=args.layers, model=args.model, width=args.width, depth=args.depth, norm=args.norm, act=args.act,
         pool=args.pool, dsa=args.dsa, dsa_strategy=args.dsa_strategy, zca=args.zca)
@@ -313,8 +327,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
                   seed=args.seed, val_split=args.val_split, train_size=len(train), compiled=bool(args.compile),
                   world_size=world, config=condensed.config, condensed=str(path))
     _append(out / RESULT_FILE, [_with_env(record, dev, args.argv)])
-    classes = len(condensed.present_classes())
-    print(f"condensed {condensed.name}: {classes} classes x {cfg.ipc} IPC in {wall:.0f} s -> {path}")
+    print(f"condensed {condensed.name}: {_shape_text(condensed)} in {wall:.0f} s -> {path}")
     if args.evaluate:
         try:
             result = _evaluate(condensed, eval_set, args.eval_model, args.eval_models, args.eval_epochs, 256, dev,
@@ -433,13 +446,15 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise ConfigError(f"ipc must be a whole number >= 1, got {args.ipc}")
     if args.herding_epochs < 0:
         raise UsageError(f"--herding-epochs must be >= 0, got {args.herding_epochs}")
+    if args.factor != 1 and args.method != "random":
+        raise UsageError(f"--factor {args.factor} goes with --method random only (tiled random baseline)")
     _check_eval_args(args)
     dev = resolve_device(args.device)
     out = _writable_out_dir(args.out)
     train, eval_set, split = _load_splits(args, need_eval=args.evaluate)
     t0 = time.perf_counter()
     if args.method == "random":
-        subset = random_subset(train, args.ipc, seed=args.seed, classes=args.classes)
+        subset = random_subset(train, args.ipc, seed=args.seed, classes=args.classes, factor=args.factor)
     else:
         subset = herding_subset(train, args.ipc, seed=args.seed, classes=args.classes,
                                 feature_epochs=args.herding_epochs, device=dev)
@@ -447,7 +462,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     subset.provenance.update(_split_provenance(args, train), iterations=0)
     path = subset.save(out / CONDENSED_FILE)
     subset.to_png_grid(out / GRID_FILE)
-    record = dict(record="baseline", dataset=subset.name, method=args.method, ipc=args.ipc, iterations=0,
+    record = dict(record="baseline", dataset=subset.name, method=subset.method, ipc=args.ipc, factor=subset.factor,
+                  iterations=0,
                   seconds=round(wall, 2), classes=subset.present_classes(), seed=args.seed, val_split=args.val_split,
                   train_size=len(train), herding_epochs=args.herding_epochs if args.method == "herding" else None,
                   condensed=str(path))
@@ -473,7 +489,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UsageError(f"--scale must be >= 1, got {args.scale}")
     condensed, path = _load_condensed(args.path)
     png = Path(args.out) if args.out else path.parent / GRID_FILE
-    condensed.to_png_grid(png, max_per_class=args.max_per_class, scale=args.scale)
+    condensed.to_png_grid(png, max_per_class=args.max_per_class, scale=args.scale, decoded=args.decoded)
     print(f"wrote {png}: {_shape_text(condensed)} ({condensed.name}, {condensed.method})")
     return 0
 
@@ -621,8 +637,9 @@ def _evaluate(train_set, eval_set, model, num_models, epochs, batch_size, dev, s
 def _accuracy_record(result, condensed, split: str, path: Path, seed: int, dev, argv) -> dict:
     """A flat accuracy record (see benchmarks/README.md) for a condensed or selected set."""
     prov = condensed.provenance
+    networks = (condensed.config or {}).get("networks")
     rec = dict(record="accuracy", dataset=prov.get("dataset") or condensed.name, method=condensed.method,
-               ipc=condensed.ipc, split=split)
+               ipc=condensed.ipc, factor=condensed.factor, networks=networks, split=split)
     rec.update(result.to_record())
     rec.update(iterations=int(prov.get("iterations") or 0), eval_seed=seed, val_split=prov.get("val_split"),
                condensed=str(path))
@@ -648,4 +665,5 @@ def _accuracy_line(result, split: str) -> str:
 def _shape_text(s) -> str:
     per = s.ipc
     n = len(s.present_classes())
-    return f"{n} classes x {per} IPC" if per is not None else f"{n} classes, {len(s)} images"
+    tiles = f" (factor {s.factor}: {s.decoded_per_class} decoded per class)" if s.factor > 1 and per is not None else ""
+    return f"{n} classes x {per} IPC{tiles}" if per is not None else f"{n} classes, {len(s)} images"

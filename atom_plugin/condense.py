@@ -28,15 +28,16 @@ from . import _rng
 from ._device import device_name, resolve_device
 from ._safeio import read_tensors, write_tensors
 from .condensed import CondensedDataset
-from .config import ATOMConfig
+from .config import LEGACY_CONFIG, ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
 from .dsa import apply_params, parse_strategy, sample_params
 from .errors import CondensedFileError, ConfigError, DataError, NonFiniteLossError, OutputPathError
 from .loss import LossWeights, matching_loss, real_statistics
 from .models import build_model, reinit_
+from .multiformation import check_factor, decode, encode
 
 CHECKPOINT_FORMAT = "atom-plugin/checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: factor and the network pool (a version-1 checkpoint is a factor-1, random-network run)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,11 +133,12 @@ class _Matcher:
         row_of = {k: r for r, k in enumerate(run_classes)}
         self.local_rows = torch.tensor([row_of[k] for k in local_classes], dtype=torch.long, device=device)
         L, ipc = len(local_classes), cfg.ipc
+        self.factor = f = check_factor(cfg.factor, (h, w))
         self.num_local = L
         self.group_real = self.local_rows.repeat_interleave(self.n_real)
-        self.group_syn = self.local_rows.repeat_interleave(ipc)
-        self.labels = torch.tensor(local_classes, dtype=torch.long).repeat_interleave(ipc)
-        # Initial synthetic images.
+        self.group_syn = self.local_rows.repeat_interleave(ipc * f * f)  # decoded samples, class-major
+        self.labels = torch.tensor(local_classes, dtype=torch.long).repeat_interleave(ipc)  # stored images
+        # Initial synthetic images (stored form: with f > 1 each tile holds a different downsampled real image).
         if init_images is not None:
             if tuple(init_images.shape) != (L * ipc, c, h, w):
                 raise ConfigError(f"init_images must have shape {(L * ipc, c, h, w)}, got {tuple(init_images.shape)}")
@@ -144,9 +146,13 @@ class _Matcher:
         else:
             g = _rng.generator(seed, 0, _rng.INIT, "cpu")
             if cfg.init == "real":
+                k = ipc * f * f  # real images per class (one per tile); a class smaller than that reuses images
                 u = torch.rand(len(run_classes), n_max, generator=g).masked_fill_(self.invalid.cpu(), 2.0)
-                pick = u.topk(ipc, dim=1, largest=False).indices + starts[run][:, None]  # (R, ipc) pool rows
-                syn = by_class[pick[self.local_rows.cpu()].flatten()].clone()
+                pos = u.topk(min(k, n_max), dim=1, largest=False).indices  # (R, <=k) positions inside each class
+                if k > int(run_counts.min()):  # topk is sorted: a class's first `count` positions are its own
+                    pos = pos.gather(1, torch.arange(k)[None, :] % run_counts[:, None])
+                pick = pos + starts[run][:, None]  # (R, k) pool rows
+                syn = encode(by_class[pick[self.local_rows.cpu()].flatten()], f)
             else:
                 noise = torch.randn(len(run_classes), ipc, c, h, w, generator=g)
                 syn = noise[self.local_rows.cpu()].reshape(L * ipc, c, h, w)
@@ -157,23 +163,44 @@ class _Matcher:
         self.net.requires_grad_(False)
         self.net.train()  # as the official loops (matters only for BatchNorm)
         # torch.compile fuses norm/activation/pool with the attention maps (|f|^p and its sums never hit memory
-        # as separate passes); parameters are re-drawn in place, so one graph serves all iterations.
+        # as separate passes); parameters are re-drawn (or loaded from the pool) in place, so one graph serves all.
         self.real_stats = torch.compile(self._real_stats) if compile else self._real_stats
         self.syn_loss = torch.compile(self._syn_loss) if compile else self._syn_loss
         self.g_net = torch.Generator(device=device)
         self.g_data = torch.Generator(device=device)
+        self.pool_nets = None
+        if cfg.networks == "pool":
+            from ._netpool import NetworkPool
+
+            self.syn_labels = torch.tensor(local_classes, dtype=torch.long,
+                                           device=device).repeat_interleave(ipc * f * f)
+            self.pool_nets = NetworkPool(self.net, cfg, seed, device, self.pool, data.labels[order].to(self.pool.device),
+                                         starts[run], run_counts)
 
     def _real_stats(self, real: torch.Tensor) -> list[torch.Tensor]:
         maps, emb = self.net.forward_features(real, self.layers)
         return real_statistics(maps, emb, self.num_local, self.weights)
 
-    def _syn_loss(self, syn: torch.Tensor, stats: list[torch.Tensor]) -> torch.Tensor:
+    def _syn_loss(self, syn: torch.Tensor, stats: list[torch.Tensor], ce_scale: torch.Tensor | None = None) -> torch.Tensor:
         maps, emb = self.net.forward_features(syn, self.layers)
-        return matching_loss(stats, maps, emb, self.num_local, self.weights)
+        loss = matching_loss(stats, maps, emb, self.num_local, self.weights)
+        if ce_scale is not None:  # IDM's class-aware regularisation, summed over classes (mean within a class)
+            ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")
+            loss = loss + ce_scale * ce / (syn.shape[0] // self.num_local)
+        return loss
+
+    def decoded(self) -> torch.Tensor:
+        """The synthetic training samples ``(L * ipc * factor², C, H, W)`` (differentiable w.r.t. ``self.syn``)."""
+        return decode(self.syn, self.factor)
 
     def step(self, t: int) -> torch.Tensor:
         """Run iteration ``t`` (0-based); returns the loss as a 0-d tensor on the device (no host sync)."""
-        reinit_(self.net, _rng.reseed(self.g_net, self.seed, t, _rng.NETWORK))
+        ce_scale = None
+        if self.pool_nets is None:
+            reinit_(self.net, _rng.reseed(self.g_net, self.seed, t, _rng.NETWORK))
+        else:
+            acc = self.pool_nets.load_into(self.net, t)
+            ce_scale = acc * self.cfg.ce_weight if self.cfg.ce_weight > 0 else None
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
         u = torch.rand(self.invalid.shape, generator=g, device=self.device).masked_fill_(self.invalid, 2.0)
         pos = u.topk(self.n_real, dim=1, largest=False).indices  # (R, n_real) positions inside each class
@@ -182,17 +209,19 @@ class _Matcher:
             real = self.pool.index_select(0, rows)
         else:  # one host sync per iteration: the price of a pool larger than the device
             real = self.pool.index_select(0, rows.cpu()).to(self.device, non_blocking=True)
-        syn = self.syn
+        syn = self.decoded()
         if self.ops:
             draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g)
             real = apply_params(real, draw, self.group_real)
             syn = apply_params(syn, draw, self.group_syn)
         with torch.no_grad():
             stats = self.real_stats(real)
-        loss = self.syn_loss(syn, stats)
+        loss = self.syn_loss(syn, stats) if ce_scale is None else self.syn_loss(syn, stats, ce_scale)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.pool_nets is not None:
+            self.pool_nets.train_step(t)
         return loss.detach()
 
     # -- checkpoint state ---------------------------------------------------------------------------------
@@ -201,6 +230,8 @@ class _Matcher:
         buf = self.optimizer.state.get(self.syn, {}).get("momentum_buffer")
         if buf is not None:
             out["momentum_buffer"] = buf
+        if self.pool_nets is not None:
+            out.update(self.pool_nets.state_tensors())
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -208,6 +239,8 @@ class _Matcher:
             self.syn.copy_(tensors["images"].to(self.device))
         if "momentum_buffer" in tensors:
             self.optimizer.state[self.syn]["momentum_buffer"] = tensors["momentum_buffer"].to(self.device).clone()
+        if self.pool_nets is not None:
+            self.pool_nets.load_state_tensors(tensors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -256,8 +289,9 @@ def condense(
             :mod:`atom_plugin._reference`). Same random numbers, same result up to rounding, much slower.
 
     Returns:
-        A :class:`CondensedDataset` with ``(len(classes) * ipc, C, H, W)`` float32 images (class-major), int64
-        labels, the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
+        A :class:`CondensedDataset` of ``(len(classes) * ipc, C, H, W)`` float32 stored images (class-major) and
+        int64 labels -- with ``config.factor`` f > 1, ``.images`` are the ``ipc * f²`` decoded samples per class --
+        the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
 
     Raises:
         ConfigError: bad settings, IPC larger than the smallest class, unknown class index.
@@ -268,6 +302,8 @@ def condense(
         DeviceError: ``cuda`` requested without CUDA.
     """
     data = as_image_dataset(train_set)
+    if isinstance(data, CondensedDataset):  # its decoded samples play the real data (recondense)
+        data = ImageTensorDataset._like(data, data.images, data.labels)
     cfg = (config or ATOMConfig()).resolved(dsa_strategy_default=data.dsa_strategy)
     dev = resolve_device(device)
     if not torch.isfinite(data.images).all():
@@ -304,6 +340,10 @@ def condense(
     matcher_cls = _Matcher
     if mode == "reference":
         from ._reference import ReferenceMatcher
+
+        if cfg.networks != "random":
+            raise ConfigError("mode='reference' re-creates the official loops' fresh random network; use "
+                              "networks='random' with it, or mode='fast' for the network pool")
 
         matcher_cls = type("ReferenceModeMatcher", (ReferenceMatcher, _Matcher), {})
     matcher = matcher_cls(data, cfg, run_classes, local_classes, dev, seed, init_images, compile=compile,
@@ -378,23 +418,32 @@ def condense(
     )
     return CondensedDataset(matcher.syn.detach().cpu().clone(), matcher.labels, data.classes, data.mean, data.std,
                             name=data.name, dsa_strategy=data.dsa_strategy, zca=data.zca, method=cfg.preset,
-                            config=cfg.to_dict(), provenance=provenance, check_finite=False)
+                            config=cfg.to_dict(), provenance=provenance, check_finite=False, factor=cfg.factor)
 
 
-def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None = None, **kwargs) -> CondensedDataset:
-    """Condense a condensed set into fewer images per class: its synthetic images play the real data.
+def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None = None, *,
+               factor: int | None = None, **kwargs) -> CondensedDataset:
+    """Condense a condensed set into fewer stored images per class: its decoded samples play the real data.
 
     Used when a fixed memory budget must shrink old classes whose real data is gone (continual learning).
-    ``config`` defaults to the set's own config; ``batch_real`` is capped at the current images per class.
-    Keyword arguments go to :func:`condense`. Raises ConfigError when ``ipc`` exceeds the current IPC.
+    ``config`` defaults to the set's own config (and its factor); ``factor`` re-condenses into another
+    multi-formation factor (e.g. a factor-1 set of IPC 10 into IPC 5 at factor 2); ``batch_real`` is capped at
+    the decoded samples per class. Keyword arguments go to :func:`condense`.
+
+    Raises:
+        ConfigError: ``ipc`` above the set's stored images per class (and everything :func:`condense` raises).
     """
     if config is None:
         config = ATOMConfig.from_dict(condensed.config) if condensed.config else ATOMConfig()
-    current = min(condensed.images_per_class().values())
+        if factor is None:  # the set's own factor unless asked; the preset's per-IPC choice only when asked
+            config = config.replace(factor=condensed.factor)
+    if factor is not None:
+        config = config.replace(factor=factor)
+    current = min(condensed.stored_per_class().values())
     if ipc > current:
-        raise ConfigError(f"cannot re-condense to {ipc} images per class: the set has only {current} per class")
+        raise ConfigError(f"cannot re-condense to ipc={ipc}: the set stores only {current} image(s) per class")
     out = condense(condensed, config.replace(ipc=ipc), **kwargs)
-    out.provenance["recondensed_from"] = dict(method=condensed.method, ipc=current,
+    out.provenance["recondensed_from"] = dict(method=condensed.method, ipc=current, factor=condensed.factor,
                                               dataset=condensed.provenance.get("dataset", condensed.name))
     return out
 
@@ -427,12 +476,15 @@ def _save_checkpoint(path: Path, matcher: _Matcher, run_meta: dict, state: Conde
 
 def _check_same_run(path: Path, meta: dict, run_meta: dict) -> None:
     diffs = [k for k in ("seed", "run_classes", "local_classes", "source_fingerprint") if meta.get(k) != run_meta[k]]
-    cfg_old, cfg_new = meta.get("config") or {}, run_meta["config"]
+    cfg_old, cfg_new = dict(LEGACY_CONFIG, **(meta.get("config") or {})), run_meta["config"]
     diffs += [f"config.{k}" for k in sorted(set(cfg_old) | set(cfg_new))
               if k != "iterations" and cfg_old.get(k) != cfg_new.get(k)]
     if diffs:
+        legacy = "factor" not in (meta.get("config") or {}) and "config.factor" in diffs
+        hint = (" -- it was written before multi-formation existed: continue it with factor=1, networks='random' "
+                "(--factor 1 --networks random)") if legacy else ""
         raise CondensedFileError(f"the checkpoint {str(path)!r} belongs to a different run (differs in: "
-                                 f"{', '.join(diffs)}); remove it or use another --out")
+                                 f"{', '.join(diffs)}); remove it or use another --out{hint}")
     if int(meta.get("iteration", -1)) > int(cfg_new["iterations"]):
         raise CondensedFileError(f"the checkpoint {str(path)!r} is at iteration {meta['iteration']}, beyond the requested "
                                  f"{cfg_new['iterations']} iterations; raise --iterations to continue it")

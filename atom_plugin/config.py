@@ -30,6 +30,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "atom": dict(w_spatial=10.0, w_channel=10.0, w_embed=1.0, power=4.0, layers=(1, 2)),
 }
 
+# The ``atom`` preset's per-IPC parametrisation and matching networks, chosen on the Fashion-MNIST validation split
+# (docs/ablation.md, rounds 4-5): factor 2 at IPC 1 and 10 (measured), factor 1 above (IPC 50 keeps the plain
+# images: not measured with a factor); random networks everywhere (the pool did not help at IPC 1).
+# Rows (largest IPC the row covers, factor, networks), first match wins; None covers every larger IPC. ``dm`` and
+# ``datadam`` stay as published (factor 1, random networks) unless set. Explicit ``factor``/``networks`` win.
+ATOM_BY_IPC: tuple[tuple[int | None, int, str], ...] = ((10, 2, "random"), (None, 1, "random"))
+NETWORKS = ("random", "pool")
+
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
 # A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
 _PRESET_FIELDS = _LOSS_FIELDS + ("norm",)
@@ -68,6 +76,19 @@ class ATOMConfig:
         batch_real: real images per class in each iteration (64 as DataDAM); capped at the smallest class.
         lr_images, momentum: SGD on the pixels (1.0 and 0.5 as DM/DataDAM).
         init: ``"real"`` (random real images of the class) or ``"noise"`` (standard normal, i.e. normalised).
+        factor: multi-formation factor f (IDC, Kim et al. ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`):
+            each stored image holds f x f tiles, decoded to f² training samples; ``ipc`` counts *stored* images
+            (the storage budget). 1 = plain images. None = the preset's: ``atom`` takes it from ``ATOM_BY_IPC``
+            (f = 2 up to IPC 10, 1 above), ``dm``/``datadam`` use 1. The image sides must be divisible by f.
+    Matching networks (IDM, Zhao et al. CVPR 2023, Sec. 3.3, "enriched model sampling"):
+        networks: ``"random"`` (a freshly drawn network every iteration, DM/DataDAM) or ``"pool"`` (a pool of
+            ``pool_size`` networks; each iteration matches with one drawn from the pool, then trains that one
+            ``pool_steps`` SGD steps on ``pool_batch`` real images (lr ``pool_lr``, momentum 0.9, wd 5e-4); a
+            network that has taken ``pool_cap`` steps is re-drawn). None = the preset's (``atom``: from
+            ``ATOM_BY_IPC``, random at every IPC so far; others ``"random"``).
+        ce_weight: with ``"pool"``, IDM's class-aware regularisation: ``ce_weight`` x (the network's accuracy on
+            its last training batch) x cross-entropy of the decoded synthetic images under that network, summed
+            over classes (IDM Sec. 3.4). Unused with random networks.
     Network (the randomly re-drawn feature extractor): model (registry name), width, depth, norm (None = the
         preset's, else instancenorm), act, pool. This is the *matching* network; evaluation trains its own.
     Augmentation: dsa (Siamese DSA on), dsa_strategy (None = the dataset's default, e.g. digits drop flip).
@@ -83,6 +104,14 @@ class ATOMConfig:
     lr_images: float = 1.0
     momentum: float = 0.5
     init: str = "real"
+    factor: int | None = None
+    networks: str | None = None
+    pool_size: int = 8
+    pool_steps: int = 1
+    pool_cap: int = 100
+    pool_batch: int = 256
+    pool_lr: float = 0.01
+    ce_weight: float = 0.1
     w_spatial: float | None = None
     w_channel: float | None = None
     w_embed: float | None = None
@@ -112,6 +141,11 @@ class ATOMConfig:
                 values[key] = val
         if values["norm"] is None:
             values["norm"] = _DEFAULT_NORM
+        factor, networks = preset_parametrisation(self.preset, self.ipc)
+        if values["factor"] is None:
+            values["factor"] = factor
+        if values["networks"] is None:
+            values["networks"] = networks
         values["layers"] = tuple(int(v) for v in values["layers"])
         if values["dsa_strategy"] is None and dsa_strategy_default is not None:
             values["dsa_strategy"] = dsa_strategy_default
@@ -133,6 +167,16 @@ class ATOMConfig:
             raise ConfigError(f"need lr_images > 0 and 0 <= momentum < 1, got {self.lr_images}, {self.momentum}")
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be 'real' or 'noise', got {self.init!r}")
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
+            raise ConfigError(f"factor must be a whole number >= 1, got {self.factor!r}")
+        if self.networks not in NETWORKS:
+            raise ConfigError(f"networks must be one of {', '.join(NETWORKS)}, got {self.networks!r}")
+        for name in ("pool_size", "pool_steps", "pool_cap", "pool_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {v!r}")
+        if self.pool_lr <= 0 or self.ce_weight < 0:
+            raise ConfigError(f"need pool_lr > 0 and ce_weight >= 0, got {self.pool_lr}, {self.ce_weight}")
         for name in ("w_spatial", "w_channel", "w_embed", "power"):
             v = getattr(self, name)
             if v is None:
@@ -183,6 +227,23 @@ class ATOMConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
+
+
+# Fields added after format version 1, with the values every version-1 file and checkpoint implicitly used
+# (factor 1, random networks; the pool settings were unused, so their defaults).
+LEGACY_CONFIG: dict[str, Any] = dict(
+    {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"},
+    factor=1, networks="random")
+
+
+def preset_parametrisation(preset: str, ipc: int) -> tuple[int, str]:
+    """``(factor, networks)`` the preset uses at ``ipc`` stored images per class (``atom``: ``ATOM_BY_IPC``)."""
+    if preset != "atom":
+        return 1, "random"
+    for max_ipc, factor, networks in ATOM_BY_IPC:
+        if max_ipc is None or ipc <= max_ipc:
+            return factor, networks
+    return 1, "random"
 
 
 def config_field_names() -> list[str]:

@@ -106,8 +106,8 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
         ckpt = p.with_name(f"{p.stem}.rank{rank}{p.suffix or '.safetensors'}")
     part = condense(data, cfg, device=device, seed=seed, classes=run_classes, checkpoint=ckpt,
                     _local_classes=local, **kwargs)
-    images = _all_gather_rows(part.images, world, device=_comm_device())
-    labels = torch.tensor(run_classes, dtype=torch.long).repeat_interleave(cfg.ipc)
+    images = _all_gather_rows(part.stored_images, world, device=_comm_device())
+    labels = torch.tensor(run_classes, dtype=torch.long).repeat_interleave(cfg.ipc)  # stored images
     prov = dict(part.provenance, class_parallel=dict(world_size=world, backend=dist.get_backend()))
     prov["seconds"] = max(_all_gather_floats(part.provenance["seconds"], world))
     return part._like(images, labels, provenance=prov)

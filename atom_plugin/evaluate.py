@@ -74,7 +74,7 @@ def match_test_space(train: ImageTensorDataset, test: ImageTensorDataset) -> Ima
     if not (np.allclose(train.mean, test.mean, atol=1e-3) and np.allclose(train.std, test.std, atol=1e-3)):
         raise DataError(f"train normalisation {train.mean}/{train.std} differs from test {test.mean}/{test.std}")
     if train.zca is not None and test.zca is None:
-        return test._like(train.zca.transform(test.images), test.labels, zca=train.zca)
+        return ImageTensorDataset._like(test, train.zca.transform(test.images), test.labels, zca=train.zca)
     return test
 
 

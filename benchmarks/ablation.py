@@ -2,7 +2,8 @@
 
 Never touches the test set: condenses from 55,000 training images and evaluates on the 5,000 held-out
 validation images (stratified, seed 0). Each setting is one point of the loss (w_spatial, w_channel, w_embed,
-power, layers); everything else is fixed. Results are appended to benchmarks/results/ablation_fmnist.json
+power, layers), and from round 4 on also a multi-formation factor and the matching networks (random or a
+trained pool); everything else is fixed. Results are appended to benchmarks/results/ablation_fmnist.json
 (a rerun skips settings already measured with the same budget); docs/ablation.md is generated from them by
 benchmarks/report.py.
 
@@ -26,6 +27,8 @@ from atom_plugin.cli import run_script
 # batch/layer/group normalisation keep per-channel energy differences. dm-/datadam- controls on the same
 # network separate the network's effect from the channel term's.
 IN = "instancenorm"
+DM = dict(w_spatial=0, w_channel=0, w_embed=1, power=1, layers=(), norm=IN)
+ATOM = dict(w_spatial=10, w_channel=10, w_embed=1, power=4, layers=(1, 2), norm=IN)
 ROUNDS = {
     1: {
         "dm": dict(w_spatial=0, w_channel=0, w_embed=1, power=1, layers=(), norm=IN),
@@ -54,6 +57,22 @@ ROUNDS = {
         "s10c100-p4": dict(w_spatial=10, w_channel=100, w_embed=1, power=4, layers=(1, 2), norm=IN),
         "s10c10-p2": dict(w_spatial=10, w_channel=10, w_embed=1, power=2, layers=(1, 2), norm=IN),
     },
+    # Round 4 (quality issue, stage i): the parametrisation and the matching networks, with the DM loss --
+    # factor {1, 2} x networks {random, pool}; run at IPC 1 and 10. Baselines: random and tiled random (f = 2).
+    4: {
+        "dm": dict(DM, factor=1, networks="random"),
+        "dm-f2": dict(DM, factor=2, networks="random"),
+        "dm-pool": dict(DM, factor=1, networks="pool"),
+        "dm-f2-pool": dict(DM, factor=2, networks="pool"),
+        "dm-f4": dict(DM, factor=4, networks="random"),  # 7 x 7 tiles: for IPC 1, where storage is scarcest
+        "dm-f4-pool": dict(DM, factor=4, networks="pool"),
+    },
+    # Round 5 (stage ii): the atom loss at round 4's parametrisations.
+    5: {
+        "s10c10-p4-f2": dict(ATOM, factor=2, networks="random"),
+        "s10c10-p4-f2-pool": dict(ATOM, factor=2, networks="pool"),
+        "s10c10-p4-pool": dict(ATOM, factor=1, networks="pool"),
+    },
 }
 KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
 
@@ -73,6 +92,8 @@ def main() -> None:
     done = done_keys(out, KEY)
     settings = dict(ROUNDS[args.round])
     settings["random"] = None
+    if args.round >= 4:
+        settings["tiled-random"] = None
     for name, loss in settings.items():
         if args.only and name not in args.only:
             continue
@@ -82,10 +103,12 @@ def main() -> None:
             log(f"skip {name}: already measured")
             continue
         with Timer() as tc:
-            if loss is None:  # the random-subset baseline
-                syn = random_subset(train, args.ipc, seed=args.seed)
-                fields = dict(method="random", iterations=0, batch_real=0)
+            if loss is None:  # the random-subset baselines (plain, or tiled at factor 2)
+                factor = 2 if name == "tiled-random" else 1
+                syn = random_subset(train, args.ipc, seed=args.seed, factor=factor)
+                fields = dict(method=syn.method, iterations=0, batch_real=0, factor=factor, networks=None)
             else:
+                loss = dict(loss, factor=loss.get("factor", 1), networks=loss.get("networks", "random"))
                 cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
                                  **loss)
                 syn = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)

@@ -1,4 +1,9 @@
-"""The full evaluation protocol on Fashion-MNIST: presets atom / datadam / dm and random / herding baselines.
+"""The full evaluation protocol on Fashion-MNIST: presets atom / datadam / dm and random / tiled-random / herding.
+
+Each condensed set uses its preset's per-IPC multi-formation factor and matching networks unless --factor /
+--networks say otherwise (``--methods atom --factor 1 --networks random`` is the plain atom loss); records carry
+both. IPC counts stored images; epochs are the protocol's unit, so a factor-2 set (4x the training samples) gets
+4x the SGD steps of a factor-1 set in the same epochs.
 
 Condenses from the 60,000 training images, trains ``--num-models`` fresh networks per set for
 ``--eval-epochs`` epochs with DSA, and tests once on the 10,000 test images (no checkpoint picking).
@@ -14,32 +19,54 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
+from _common import RESULTS, Timer, add_budget_args, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
+from atom_plugin.config import NETWORKS, preset_parametrisation
+from atom_plugin.results import read_records
 from atom_plugin.cli import run_script
 from atom_plugin._device import device_name, resolve_device
 
-METHODS = ("atom", "dm", "random", "datadam", "herding")
-KEY = ("method", "ipc", "model", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
+METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
+CONDENSED = ("atom", "dm", "datadam")
+KEY = ("method", "ipc", "factor", "networks", "model", "iterations", "batch_real", "eval_epochs", "num_models", "seed",
+       "device")
+
+
+def parametrisation(method: str, ipc: int, args) -> tuple[int, str | None]:
+    """(factor, networks) of a set: --factor/--networks, else the preset's per-IPC choice (tiled random: 2)."""
+    if method in CONDENSED:
+        factor, networks = preset_parametrisation(method, ipc)
+        return (args.factor or factor), (args.networks or networks)
+    if method == "tiled-random":
+        return (args.factor if args.factor and args.factor > 1 else 2), None
+    return 1, None
+
+
+def key_of(r: dict) -> tuple:
+    """A record's identity; records written before factors existed are factor 1 with random networks."""
+    legacy = dict(factor=1, networks="random" if r.get("method") in CONDENSED else None)
+    return tuple(str(r.get(f, legacy.get(f))) for f in KEY)
 
 
 def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[CondensedDataset, float]:
     """Condense or select one set (cached on disk); returns it and the seconds it took (0 when cached)."""
-    condensed = method in ("atom", "dm", "datadam")
-    tag = (f"{method}-ipc{ipc}-it{args.iterations if condensed else 0}-br{args.batch_real if condensed else 0}"
-           f"-s{args.seed}")
+    condensed = method in CONDENSED
+    factor, networks = parametrisation(method, ipc, args)
+    tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}-it{args.iterations if condensed else 0}"
+           f"-br{args.batch_real if condensed else 0}-s{args.seed}")
     path = cache / f"{tag}.safetensors"
     if path.exists():
         s = CondensedDataset.load(path)
         return s, float(s.provenance.get("seconds", 0.0))
     with Timer() as t:
-        if method == "random":
-            s = random_subset(train, ipc, seed=args.seed)
+        if method in ("random", "tiled-random"):
+            s = random_subset(train, ipc, seed=args.seed, factor=factor)
         elif method == "herding":
             s = herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
         else:
-            cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real)
+            cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
+                             factor=factor, networks=networks)
             s = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
     s.provenance["seconds"] = round(t.seconds, 2)
     s.save(path)
@@ -52,6 +79,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--models", nargs="+", default=["convnet"])
     ap.add_argument("--herding-epochs", type=int, default=1)
+    ap.add_argument("--factor", type=int, default=None, help="multi-formation factor (default: the preset's per IPC)")
+    ap.add_argument("--networks", choices=NETWORKS, default=None, help="matching networks (default: the preset's)")
     add_budget_args(ap, iterations=8000, eval_epochs=1000, num_models=5)
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
@@ -61,26 +90,29 @@ def main() -> None:
     out, cache = Path(args.out), Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     train, test = fashion_mnist(args.data_root, validation=False)
-    done = done_keys(out, KEY)
+    done = {key_of(r) for r in read_records(out)}
     for ipc in args.ipc:
         for method in args.methods:
-            condensed = method in ("atom", "dm", "datadam")
+            condensed = method in CONDENSED
+            factor, networks = parametrisation(method, ipc, args)
             for model in args.models:
-                key = tuple(str(v) for v in (method, ipc, model, args.iterations if condensed else 0,
-                                             args.batch_real if condensed else 0, args.eval_epochs,
-                                             args.num_models, args.seed, device_name(dev)))
-                if key in done:
-                    log(f"skip {method} ipc {ipc} {model}: already measured")
+                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, model=model,
+                           iterations=args.iterations if condensed else 0,
+                           batch_real=args.batch_real if condensed else 0, eval_epochs=args.eval_epochs,
+                           num_models=args.num_models, seed=args.seed, device=device_name(dev))
+                if key_of(rec) in done:
+                    log(f"skip {method} ipc {ipc} f{factor} {networks} {model}: already measured")
                     continue
                 syn, seconds = make_set(method, ipc, train, args, dev, cache)
                 res = evaluate(syn, test, model=model, num_models=args.num_models, epochs=args.eval_epochs,
                                device=dev, seed=args.seed, compile=args.compile)
                 extra = dict(config=syn.config) if syn.config else dict(selection=syn.provenance.get("feature_network"))
                 rec = record(out, dict(benchmark="protocol", dataset="fashion-mnist", split="test", method=method,
-                                       ipc=ipc, seed=args.seed, iterations=args.iterations if condensed else 0,
-                                       batch_real=args.batch_real if condensed else 0,
+                                       ipc=ipc, factor=factor, networks=networks, decoded_per_class=syn.decoded_per_class,
+                                       seed=args.seed, iterations=rec["iterations"], batch_real=rec["batch_real"],
                                        condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)
-                log(f"{method:>8} ipc {ipc:>2} {model:>8}: {rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} %")
+                log(f"{method:>12} ipc {ipc:>2} f{factor} {networks or '-':>6} {model:>8}: "
+                    f"{rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} %")
 
 
 if __name__ == "__main__":

@@ -164,8 +164,10 @@ def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
                     log(f"proxy atom ipc {ipc}: cached {path} ({s.provenance.get('seconds')} s to condense)")
                 else:
                     t0 = time.perf_counter()
+                    # plain images and random networks: the proxies the recorded study measured (a factorised
+                    # proxy trains on 4x the samples per epoch, a different cost/fidelity point)
                     cfg = ATOMConfig(preset="atom", ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                                     **width)
+                                     factor=1, networks="random", **width)
                     s = condense(split, cfg, device=dev, seed=args.seed, compile=args.compile)
                     if dev.type == "cuda":
                         torch.cuda.synchronize(dev)

@@ -12,6 +12,7 @@ beside the loop. ``--full-run N`` also times a whole N-iteration condense() call
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from atom_plugin.cli import run_script
 from atom_plugin._device import resolve_device
 from atom_plugin._reference import ReferenceMatcher
 from atom_plugin.condense import _Matcher
+from atom_plugin.config import NETWORKS
 
 
 def time_steps(matcher, start: int, n: int, dev: torch.device) -> list[float]:
@@ -50,6 +52,9 @@ def main() -> None:
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--modes", nargs="+", default=["fast", "reference"], choices=["fast", "fast+compile", "reference"])
     ap.add_argument("--preset", default="atom")
+    ap.add_argument("--factor", type=int, nargs="+", default=[1], help="multi-formation factors to time (default 1)")
+    ap.add_argument("--networks", nargs="+", default=["random"], choices=NETWORKS,
+                    help="matching networks to time (default random; reference mode times random only)")
     ap.add_argument("--batch-real", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -61,37 +66,40 @@ def main() -> None:
     dev = resolve_device(args.device)
     train, _ = fashion_mnist(args.data_root, validation=False)
     classes = train.present_classes()
-    for ipc in args.ipc:
-        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real).resolved(
-            dsa_strategy_default=train.dsa_strategy)
-        for mode in args.modes:
+    for ipc, factor, networks, mode in itertools.product(args.ipc, args.factor, args.networks, args.modes):
+        if mode == "reference" and networks != "random":
+            continue
+        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor,
+                         networks=networks).resolved(dsa_strategy_default=train.dsa_strategy)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            torch.cuda.synchronize(dev)
+        cls = type("Ref", (ReferenceMatcher, _Matcher), {}) if mode == "reference" else _Matcher
+        with Timer() as setup:
+            m = cls(train, cfg, classes, classes, dev, 0, None, compile=(mode == "fast+compile"))
             if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
                 torch.cuda.synchronize(dev)
-            cls = type("Ref", (ReferenceMatcher, _Matcher), {}) if mode == "reference" else _Matcher
-            with Timer() as setup:
-                m = cls(train, cfg, classes, classes, dev, 0, None, compile=(mode == "fast+compile"))
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-            with Timer() as warm:
-                time_steps(m, 0, args.warmup, dev)
-            ms = np.array(time_steps(m, args.warmup, args.iters, dev))
-            rec = dict(benchmark="speed", dataset="fashion-mnist", method=args.preset, ipc=ipc, mode=mode,
-                       batch_real=m.n_real, ms_per_iter_median=round(float(np.median(ms)), 3),
-                       ms_per_iter_p10=round(float(np.percentile(ms, 10)), 3),
-                       ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3), timed_iterations=args.iters,
-                       warmup_iterations=args.warmup, setup_seconds=round(setup.seconds, 2),
-                       warmup_seconds=round(warm.seconds, 2),
-                       peak_mem_mb=round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None,
-                       threads=torch.get_num_threads())
-            record(Path(args.out), rec, dev)
-            log(f"ipc {ipc:>2} {mode:>13}: median {rec['ms_per_iter_median']:.1f} ms "
-                f"(p10 {rec['ms_per_iter_p10']:.1f}, p90 {rec['ms_per_iter_p90']:.1f}), setup {setup.seconds:.1f} s")
-            del m
-        if args.full_run:
+        with Timer() as warm:
+            time_steps(m, 0, args.warmup, dev)
+        ms = np.array(time_steps(m, args.warmup, args.iters, dev))
+        rec = dict(benchmark="speed", dataset="fashion-mnist", method=args.preset, ipc=ipc, mode=mode,
+                   factor=factor, networks=networks,
+                   batch_real=m.n_real, ms_per_iter_median=round(float(np.median(ms)), 3),
+                   ms_per_iter_p10=round(float(np.percentile(ms, 10)), 3),
+                   ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3), timed_iterations=args.iters,
+                   warmup_iterations=args.warmup, setup_seconds=round(setup.seconds, 2),
+                   warmup_seconds=round(warm.seconds, 2),
+                   peak_mem_mb=round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None,
+                   threads=torch.get_num_threads())
+        record(Path(args.out), rec, dev)
+        log(f"ipc {ipc:>2} f{factor} {networks:>6} {mode:>13}: median {rec['ms_per_iter_median']:.1f} ms "
+            f"(p10 {rec['ms_per_iter_p10']:.1f}, p90 {rec['ms_per_iter_p90']:.1f}), setup {setup.seconds:.1f} s")
+        del m
+        if args.full_run and mode == args.modes[0]:
             with Timer() as full:
                 res = condense(train, cfg.replace(iterations=args.full_run), device=dev, seed=0)
             rec = dict(benchmark="speed-full-run", dataset="fashion-mnist", method=args.preset, ipc=ipc, mode="fast",
+                       factor=factor, networks=networks,
                        iterations=args.full_run, loop_seconds=res.provenance["seconds"],
                        total_seconds=round(full.seconds, 2),
                        one_time_seconds=round(full.seconds - res.provenance["seconds"], 2))

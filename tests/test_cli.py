@@ -75,7 +75,9 @@ def test_condense_writes_files_records_and_summary(straight):
     assert {p.name for p in out.iterdir()} >= {"condensed.safetensors", "checkpoint.safetensors", "grid.png",
                                                "result.json"}
     cond = CondensedDataset.load(out / "condensed.safetensors")
-    assert tuple(cond.images.shape) == (20, 1, 28, 28) and cond.ipc == 2 and cond.method == "atom"
+    # the atom preset at IPC 2: factor 2 (20 stored images, 80 decoded samples), random networks
+    assert tuple(cond.stored_images.shape) == (20, 1, 28, 28) and tuple(cond.images.shape) == (80, 1, 28, 28)
+    assert (cond.ipc, cond.factor, cond.method, cond.config["networks"]) == (2, 2, "atom", "random")
     assert cond.provenance["dataset"] == "fashion-mnist" and cond.provenance["val_split"] is None
     assert (out / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -88,9 +90,10 @@ def test_condense_writes_files_records_and_summary(straight):
     assert acc["record"] == "accuracy" and acc["split"] == "test"
     assert (acc["method"], acc["ipc"], acc["model"], acc["num_models"], acc["eval_epochs"], acc["iterations"],
             acc["device"]) == ("atom", 2, "convnet", 1, 1, 4, "cpu")
+    assert (acc["factor"], acc["networks"]) == (2, "random")
     assert 0 <= acc["accuracy_mean"] <= 100 and acc["command"].startswith("atom condense --dataset fashion-mnist")
 
-    assert re.fullmatch(rf"condensed fashion-mnist: 10 classes x 2 IPC in \d+ s -> {re.escape(str(out))}/condensed"
+    assert re.fullmatch(rf"condensed fashion-mnist: 10 classes x 2 IPC \(factor 2: 8 decoded per class\) in \d+ s -> {re.escape(str(out))}/condensed"
                         r"\.safetensors", stdout.splitlines()[0]), stdout
     assert f"accuracy (test, 1 x convnet, 1 epoch): {acc['accuracy_mean']:.2f} ± 0.00 %" in stdout
     assert "condense fashion-mnist" in stderr and "loss=" in stderr and "evaluate convnet" in stderr  # progress bars
@@ -166,7 +169,11 @@ def test_show_writes_a_grid(straight, tmp_path):
     code, stdout, _ = run(["show", straight[0] / "condensed.safetensors", "--out", png, "--max-per-class", 1])
     assert code == 0 and str(png) in stdout
     w, h = Image.open(png).size
-    assert h > 5 * w  # one row per class (10), one image per row
+    assert h == 2 + 10 * (2 * 28 + 2)  # one row per class (10) of stored 28 x 28 images at scale 2
+    assert "factor 2: 8 decoded per class" in stdout
+    code, _, _ = run(["show", straight[0], "--out", tmp_path / "d.png", "--decoded"])
+    wd, hd = Image.open(tmp_path / "d.png").size
+    assert code == 0 and hd == h and wd - w == 7 * (2 * 28 + 2)  # 8 decoded samples a row instead of 1 stored
 
 
 def test_baselines_and_report(straight, tiny_fmnist_root, tmp_path, capsys):
@@ -200,11 +207,19 @@ def test_baselines_and_report(straight, tiny_fmnist_root, tmp_path, capsys):
     (["--layers", "7"], ["layers [7] do not exist"]),
     (["--iterations", "x"], ["argument --iterations", "atom condense --help"]),
     (["--evaluate", "--eval-epochs", "0"], ["--eval-epochs must be >= 1"]),
-], ids=["dataset", "model", "preset", "ipc0", "ipc-too-large", "layers", "usage", "eval-epochs"])
+    (["--factor", "0"], ["factor must be a whole number >= 1", "got 0"]),
+    (["--networks", "trained"], ["argument --networks", "invalid choice"]),
+], ids=["dataset", "model", "preset", "ipc0", "ipc-too-large", "layers", "usage", "eval-epochs", "factor0", "networks"])
 def test_bad_condense_settings(tiny_fmnist_root, tmp_path, extra, needles):
     out = tmp_path / "run"
     assert_one_line_error(*run(tiny(tiny_fmnist_root, "--iterations", 1, *extra, "--out", out)), *needles)
     assert not out.exists()  # validated before anything was written
+
+
+def test_factor_that_does_not_divide_the_image_size(tiny_fmnist_root, tmp_path):
+    code, out, err = run(tiny(tiny_fmnist_root, "--iterations", 1, "--factor", 3, "--out", tmp_path / "run"))
+    assert_one_line_error(code, out, err, "factor 3 does not divide the image size 28x28")
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
 def test_missing_data_root_names_where_it_looked(tmp_path):

@@ -5,6 +5,7 @@ import torch
 from atom_plugin import ATOMConfig, condense, load_dataset
 from atom_plugin._reference import ReferenceMatcher
 from atom_plugin.condense import _Matcher
+from atom_plugin.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,10 @@ def digits():
 
 @pytest.mark.parametrize("preset", ["atom", "datadam", "dm"])
 def test_same_random_numbers_same_loss_and_gradients(digits, preset):
-    cfg = ATOMConfig(preset=preset, ipc=3, width=16, batch_real=6).resolved(dsa_strategy_default=digits.dsa_strategy)
+    # reference mode re-draws a random network (no pool); the atom preset keeps its factor 2 at IPC 3
+    cfg = ATOMConfig(preset=preset, ipc=3, width=16, batch_real=6, networks="random")
+    cfg = cfg.resolved(dsa_strategy_default=digits.dsa_strategy)
+    assert cfg.factor == (2 if preset == "atom" else 1)
     classes = list(range(10))
     fast = _Matcher(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
     ref = type("R", (ReferenceMatcher, _Matcher), {})(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
@@ -28,8 +32,10 @@ def test_same_random_numbers_same_loss_and_gradients(digits, preset):
 
 
 def test_reference_mode_through_condense(digits):
-    cfg = ATOMConfig(ipc=2, iterations=2, width=16, batch_real=6)
+    cfg = ATOMConfig(ipc=2, iterations=2, width=16, batch_real=6, networks="random")
     a = condense(digits, cfg, device="cpu", seed=3)
     b = condense(digits, cfg, device="cpu", seed=3, mode="reference")
     assert b.provenance["mode"] == "reference"
     assert torch.allclose(a.images, b.images, atol=1e-5)
+    with pytest.raises(ConfigError, match="networks='random'"):
+        condense(digits, cfg.replace(networks="pool"), device="cpu", mode="reference")

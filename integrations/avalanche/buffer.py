@@ -89,8 +89,9 @@ Key = tuple[int, int]  # (task label, class index)
 
 
 def default_config() -> ATOMConfig:
-    """The buffer's default condensation settings: the ``atom`` preset with :data:`DEFAULT_ITERATIONS`."""
-    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS)
+    """The buffer's default condensation settings: the ``atom`` loss with :data:`DEFAULT_ITERATIONS`, plain images
+    (factor 1) and random matching networks -- the memory counts stored images, one training sample each."""
+    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS, factor=1, networks="random")
 
 
 class ATOMBuffer(ExemplarsBuffer):
@@ -142,6 +143,10 @@ class ATOMBuffer(ExemplarsBuffer):
             raise ConfigError("give both mean and std (the benchmark's normalisation), or neither")
         super().__init__(max_size)
         cfg = config if config is not None else default_config()
+        if cfg.factor not in (None, 1):
+            raise ConfigError(f"config.factor={cfg.factor}: the ATOM buffer stores plain images (factor 1) for now; "
+                              "use factor=1 (factorised memories are planned)")
+        cfg = cfg.replace(factor=1)  # the memory counts stored images, one training sample each
         cfg.resolved()  # validate now, not after the first experience's training
         self.config = cfg
         self.policy = policy
@@ -404,8 +409,9 @@ class ATOMBuffer(ExemplarsBuffer):
         names = self._class_names()
         for key, cd in self.condensed.items():
             self.condensed[key] = CondensedDataset(
-                cd.images, cd.labels, names, cd.mean, cd.std, name=cd.name, dsa_strategy=cd.dsa_strategy,
-                zca=cd.zca, method=cd.method, config=cd.config, provenance=cd.provenance, check_finite=False)
+                cd.stored_images, cd.stored_labels, names, cd.mean, cd.std, name=cd.name, factor=cd.factor,
+                dsa_strategy=cd.dsa_strategy, zca=cd.zca, method=cd.method, config=cd.config,
+                provenance=cd.provenance, check_finite=False)
 
     def _order_with(self, new_keys) -> list[Key]:
         return list(self.condensed) + [k for k in new_keys if k not in self.condensed]

@@ -75,7 +75,7 @@ class Recipe:
         """The :class:`atom_plugin.ATOMConfig` the ATOM methods use (its ipc is set by the memory policy)."""
         return ATOMConfig(preset=self.condense_preset, iterations=self.condense_iterations,
                           batch_real=self.condense_batch_real, width=self.condense_width, depth=self.depth,
-                          norm=self.norm)
+                          norm=self.norm, factor=1, networks="random")  # memories of plain images, as recorded
 
     def markdown(self) -> str:
         """The recipe as a Markdown table."""

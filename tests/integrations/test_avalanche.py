@@ -315,3 +315,11 @@ def test_fashion_mnist_root_layouts(tmp_path, monkeypatch):
     monkeypatch.delenv("ATOM_DATA")
     with pytest.raises(DatasetNotFoundError, match="not found in"):
         fashion_mnist_root(tmp_path / "nowhere", cache_dir=cache)
+
+
+def test_buffer_stores_plain_images_whatever_the_preset_table_says():
+    """The memory counts stored images: a preset that would pick a factor per IPC is pinned to factor 1."""
+    buf = ATOMBuffer(10, config=ATOMConfig(preset="atom", iterations=1), progress=False)
+    assert buf.config.factor == 1 and buf.config.resolved().factor == 1
+    with pytest.raises(ConfigError, match="config.factor=2: the ATOM buffer stores plain images"):
+        ATOMBuffer(10, config=ATOMConfig(factor=2), progress=False)

@@ -1,0 +1,124 @@
+"""A pool of partly trained matching networks (IDM's "enriched model sampling", Zhao et al., CVPR 2023, Sec. 3.3).
+
+``networks="pool"`` replaces DM's freshly drawn network by one of ``pool_size`` networks that learn as the
+condensation runs. Iteration t (all draws from the counter-based streams of :mod:`atom_plugin._rng`, so a
+resumed or class-parallel run makes the same choices):
+
+1. draw a slot s ~ U{0..P-1} and load its weights into the matching network (the loss sees that network);
+2. after the synthetic step, train slot s for ``pool_steps`` SGD steps (lr ``pool_lr``, momentum 0.9, weight
+   decay 5e-4, torch's SGD arithmetic) on ``pool_batch`` real images drawn uniformly from the run's classes,
+   cross-entropy, no augmentation (as IDM); record its accuracy on the last batch (IDM's weight of the
+   class-aware term);
+3. a slot that has taken ``pool_cap`` steps is re-drawn (PyTorch's default initialisation) with zero momentum.
+
+The pool is held as flat ``(P, D)`` float32 weight and momentum tensors on the device (D = parameters of one
+network), plus ``(P,)`` step counts and accuracies: all four go into checkpoints. No step reads a value back to
+the host (the slot index, the accuracy and the re-draw test stay on the device); the real batches' row indices
+are drawn on the CPU (a fixed generator, wherever the real pool lives) and copied over.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _rng
+from .models import reinit_
+
+_MOMENTUM, _WEIGHT_DECAY = 0.9, 5e-4
+_STATE = ("pool_weights", "pool_momentum", "pool_age", "pool_acc")
+
+
+class NetworkPool:
+    """``pool_size`` networks of the matching network's architecture, trained as the condensation runs.
+
+    Args:
+        net: the matching network (its architecture is copied; its own weights are not used).
+        cfg: the resolved ATOMConfig (pool_size, pool_steps, pool_cap, pool_batch, pool_lr).
+        seed, device: the run's seed and compute device.
+        real_pool: ``(N, C, H, W)`` float32 real images sorted by class (device or host memory);
+            real_labels ``(N,)`` int64 on the same device; class_starts / class_counts ``(R,)`` int64: the
+            rows of each of the run's classes.
+    """
+
+    def __init__(self, net: nn.Module, cfg, seed: int, device: torch.device, real_pool: torch.Tensor,
+                 real_labels: torch.Tensor, class_starts: torch.Tensor, class_counts: torch.Tensor):
+        self.cfg, self.seed, self.device = cfg, seed, device
+        self.trainer = copy.deepcopy(net).requires_grad_(True).train()
+        self.params = list(self.trainer.parameters())
+        size = sum(p.numel() for p in self.params)
+        P = cfg.pool_size
+        self.weights = torch.empty(P, size, device=device)
+        for i in range(P):
+            reinit_(self.trainer, _rng.generator(seed, i, _rng.POOL_INIT, device))
+            self.weights[i] = self._flat()
+        self.momentum = torch.zeros(P, size, device=device)
+        self.age = torch.zeros(P, dtype=torch.long, device=device)
+        self.acc = torch.zeros(P, device=device)
+        self.real_pool, self.real_labels = real_pool, real_labels
+        # Row draws on the CPU whatever the device and wherever the real pool lives (device memory or streamed
+        # from the host), so a resumed or class-parallel run draws the same batches (a (pool_batch,) copy).
+        self.rows = torch.cat([torch.arange(int(s), int(s) + int(n)) for s, n in zip(class_starts, class_counts)])
+        self.g = torch.Generator(device=device)
+        self.g_rows = torch.Generator()
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)
+
+    def _flat(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    @torch.no_grad()
+    def _assign(self, net_params, vec: torch.Tensor) -> None:
+        offset = 0
+        for p in net_params:
+            p.copy_(vec[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    @torch.no_grad()
+    def load_into(self, net: nn.Module, t: int) -> torch.Tensor:
+        """Draw iteration ``t``'s slot and copy its weights into ``net``; returns the slot's last training
+        accuracy as a 0-d float tensor on the device (in [0, 1]; 0 for a network not trained yet)."""
+        _rng.reseed(self.g, self.seed, t, _rng.POOL)
+        self.slot = torch.randint(self.cfg.pool_size, (1,), generator=self.g, device=self.device)
+        self._assign(net.parameters(), self.weights.index_select(0, self.slot)[0])
+        return self.acc.index_select(0, self.slot)[0]
+
+    def train_step(self, t: int) -> None:
+        """Train iteration ``t``'s slot ``pool_steps`` SGD steps; re-draw it once it has ``pool_cap`` steps."""
+        cfg, s = self.cfg, self.slot
+        w = self.weights.index_select(0, s)[0]
+        buf = self.momentum.index_select(0, s)[0]
+        _rng.reseed(self.g_rows, self.seed, t, _rng.POOL_DATA)
+        acc = self.acc.index_select(0, s)[0]
+        for _ in range(cfg.pool_steps):
+            self._assign(self.params, w)
+            pick = self.rows.index_select(0, torch.randint(len(self.rows), (cfg.pool_batch,), generator=self.g_rows))
+            pick = pick.to(self.real_pool.device, non_blocking=True)
+            x = self.real_pool.index_select(0, pick).to(self.device, non_blocking=True)
+            y = self.real_labels.index_select(0, pick).to(self.device, non_blocking=True)
+            logits = self.trainer(x)
+            grads = torch.autograd.grad(F.cross_entropy(logits, y), self.params)
+            with torch.no_grad():
+                d = torch.cat([g.reshape(-1) for g in grads]).add_(w, alpha=_WEIGHT_DECAY)
+                buf = buf.mul(_MOMENTUM).add_(d)
+                w = w - cfg.pool_lr * buf
+                acc = (logits.argmax(1) == y).float().mean()
+        with torch.no_grad():
+            age = self.age.index_select(0, s) + cfg.pool_steps
+            expired = age >= cfg.pool_cap  # (1,) bool, stays on the device
+            reinit_(self.trainer, self.g)  # a fresh draw for the slot (used only if it expired)
+            fresh = self._flat()
+            self.weights.index_copy_(0, s, torch.where(expired, fresh, w)[None])
+            self.momentum.index_copy_(0, s, torch.where(expired, torch.zeros_like(buf), buf)[None])
+            self.age.index_copy_(0, s, torch.where(expired, torch.zeros_like(age), age))
+            self.acc.index_copy_(0, s, torch.where(expired, torch.zeros_like(acc), acc).reshape(1))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The pool's checkpoint tensors (weights, momentum, step counts, accuracies)."""
+        return dict(zip(_STATE, (self.weights, self.momentum, self.age, self.acc)))
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_tensors` (shapes must match the pool's)."""
+        for name, dst in zip(_STATE, (self.weights, self.momentum, self.age, self.acc)):
+            dst.copy_(tensors[name].to(self.device))
