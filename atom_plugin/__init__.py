@@ -5,7 +5,10 @@ Sajedi et al., ICCV 2023; DM, Zhao & Bilen, WACV 2023, is the ``dm`` preset).
 Where things live:
     loss.py / attention.py   the matching loss and the attention maps (the method)
     dsa.py                   differentiable Siamese augmentation
-    condense.py              the condensation loop, checkpoints, resume
+    matcher.py               one condensation iteration (and build_matcher, to time or inspect one)
+    condense.py              the condensation run: checks, checkpoints (checkpoint.py), resume, callbacks.py
+    multiformation.py        factorised images (decode / encode); _netpool.py: the matching-network pool
+    cli/, runner.py          the ``atom`` command line; run_script for examples and benchmarks
     evaluate.py              the evaluation protocol
     baselines.py             random-subset and herding baselines
     config.py                ATOMConfig and presets
@@ -15,7 +18,8 @@ __version__ = "0.1.0"
 
 from ._device import device_name, resolve_device
 from .baselines import herding_subset, random_subset
-from .condense import CondenseCallback, CondenseState, ProgressBar, condense, recondense
+from .callbacks import CondenseCallback, CondenseState, ProgressBar
+from .condense import condense, recondense
 from .condensed import CondensedDataset, merge_condensed
 from .config import PRESETS, ATOMConfig, register_preset
 from .data import ImageTensorDataset, load_dataset, stratified_split

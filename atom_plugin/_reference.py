@@ -1,7 +1,7 @@
 """Reference mode: one iteration with the per-iteration structure of the official DM/DataDAM loops.
 
 This is the oracle the fast path is checked against, and the honest baseline of the speed benchmark. It draws
-the SAME random numbers as :class:`atom_plugin.condense._Matcher` (network weights, real batch, DSA op and
+the SAME random numbers as :class:`atom_plugin.matcher.Matcher` (network weights, real batch, DSA op and
 parameters) but spends them the way the official code does:
 
 * a new network module is constructed every iteration (on the CPU) and moved to the device;
@@ -21,11 +21,22 @@ import torch
 from . import _rng
 from .attention import channel_attention, spatial_attention
 from .dsa import DSADraw, apply_params, sample_params
+from .errors import ConfigError
+from .matcher import Matcher
 from .models import build_model, reinit_
 
 
 class ReferenceMatcher:
-    """Mixin over ``_Matcher``: replaces ``step`` with the official-structure iteration."""
+    """Mixin over :class:`~atom_plugin.matcher.Matcher`: replaces ``step`` with the official-structure iteration.
+
+    Raises (on construction): ConfigError for ``networks="pool"`` (the official loops draw a fresh network).
+    """
+
+    def __init__(self, data, cfg, *args, **kwargs):
+        if cfg.networks != "random":
+            raise ConfigError("mode='reference' re-creates the official loops' fresh random network; use "
+                              "networks='random' with it, or mode='fast' for the network pool")
+        super().__init__(data, cfg, *args, **kwargs)
 
     def step(self, t: int) -> torch.Tensor:  # noqa: C901 - deliberately plain
         cfg, dev = self.cfg, self.device
@@ -97,3 +108,5 @@ def _host_draw(draw: DSADraw, row: int) -> DSADraw:
                    t(vals["flip"], torch.bool), t(vals["scale"]), t(vals["angle"]))
 
 
+class ReferenceModeMatcher(ReferenceMatcher, Matcher):
+    """The reference-mode matcher (:func:`atom_plugin.matcher.matcher_class`)."""

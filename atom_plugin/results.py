@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ._device import device_name
-from ._safeio import atomic_write_text
+from ._safeio import atomic_write_text  # public here: result files are written with it (benchmarks)
 from .errors import CondensedFileError
 
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from _common import RESULTS, done_keys, log, record, set_threads
 
-from atom_plugin.cli import run_script
-from atom_plugin._device import device_name, resolve_device
+from atom_plugin.runner import run_script
+from atom_plugin import device_name, resolve_device
 from atom_plugin.results import append_records, environment, read_records
-from atom_plugin._safeio import atomic_write_text
+from atom_plugin.results import atomic_write_text
 
 BENCHMARK = "SplitFMNIST-5"
 KEY = ("benchmark", "method", "memory", "seed", "budget", "device")

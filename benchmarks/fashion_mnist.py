@@ -24,8 +24,8 @@ from _common import RESULTS, Timer, add_budget_args, fashion_mnist, log, record,
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
 from atom_plugin.config import NETWORKS, preset_parametrisation
 from atom_plugin.results import read_records
-from atom_plugin.cli import run_script
-from atom_plugin._device import device_name, resolve_device
+from atom_plugin.runner import run_script
+from atom_plugin import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
 CONDENSED = ("atom", "dm", "datadam")

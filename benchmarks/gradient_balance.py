@@ -20,7 +20,7 @@ from _common import RESULTS, log, record, set_threads
 
 from atom_plugin import build_model, load_dataset
 from atom_plugin.attention import attention_maps
-from atom_plugin.cli import run_script
+from atom_plugin.runner import run_script
 from atom_plugin.loss import class_means
 
 

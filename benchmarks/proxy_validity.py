@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, done_keys, log, set_threads  # noqa: E402
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, stratified_split  # noqa: E402
-from atom_plugin._device import device_name, resolve_device  # noqa: E402
-from atom_plugin.cli import run_script  # noqa: E402
+from atom_plugin import device_name, resolve_device  # noqa: E402
+from atom_plugin.runner import run_script  # noqa: E402
 from atom_plugin.results import append_records, environment, markdown_table  # noqa: E402
 
 try:  # installed package (pip install -e .)

@@ -13,7 +13,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from atom_plugin.cli import run_script
+from atom_plugin.runner import run_script
 from atom_plugin.config import preset_parametrisation
 from atom_plugin.results import markdown_table, read_records
 

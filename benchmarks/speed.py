@@ -20,12 +20,10 @@ import numpy as np
 import torch
 from _common import RESULTS, Timer, fashion_mnist, log, record, set_threads
 
-from atom_plugin import ATOMConfig, condense
-from atom_plugin.cli import run_script
-from atom_plugin._device import resolve_device
-from atom_plugin._reference import ReferenceMatcher
-from atom_plugin.condense import _Matcher
+from atom_plugin import ATOMConfig, condense, resolve_device
+from atom_plugin.runner import run_script
 from atom_plugin.config import NETWORKS
+from atom_plugin.matcher import build_matcher
 
 
 def time_steps(matcher, start: int, n: int, dev: torch.device) -> list[float]:
@@ -65,18 +63,16 @@ def main() -> None:
     set_threads()
     dev = resolve_device(args.device)
     train, _ = fashion_mnist(args.data_root, validation=False)
-    classes = train.present_classes()
     for ipc, factor, networks, mode in itertools.product(args.ipc, args.factor, args.networks, args.modes):
         if mode == "reference" and networks != "random":
             continue
-        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor,
-                         networks=networks).resolved(dsa_strategy_default=train.dsa_strategy)
+        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor, networks=networks)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
             torch.cuda.synchronize(dev)
-        cls = type("Ref", (ReferenceMatcher, _Matcher), {}) if mode == "reference" else _Matcher
         with Timer() as setup:
-            m = cls(train, cfg, classes, classes, dev, 0, None, compile=(mode == "fast+compile"))
+            m = build_matcher(train, cfg, mode="reference" if mode == "reference" else "fast", device=dev, seed=0,
+                              compile=(mode == "fast+compile"))
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
         with Timer() as warm:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from atom_plugin import ATOMConfig, CondenseCallback, condense, load_dataset, recondense
-from atom_plugin.condense import _Matcher
+from atom_plugin.matcher import Matcher
 from atom_plugin.errors import CondensedFileError, ConfigError, DataError, NonFiniteLossError, OutputPathError
 from atom_plugin.loss import LossWeights, matching_loss, real_statistics
 from atom_plugin.models import build_model, reinit_
@@ -122,8 +122,8 @@ def test_matcher_draws_do_not_depend_on_the_local_class_split(digits):
     """Class-parallel runs own a part of the classes; each class must see the same real batch and DSA draw."""
     cfg = ATOMConfig(ipc=2, iterations=1, **SMALL).resolved(dsa_strategy_default=digits.dsa_strategy)
     run = list(range(10))
-    whole = _Matcher(digits, cfg, run, run, torch.device("cpu"), 0, None)
-    part = _Matcher(digits, cfg, run, [3, 8], torch.device("cpu"), 0, None)
+    whole = Matcher(digits, cfg, run, run, torch.device("cpu"), 0, None)
+    part = Matcher(digits, cfg, run, [3, 8], torch.device("cpu"), 0, None)
     assert torch.equal(part.syn, whole.syn.view(10, 2, 1, 32, 32)[[3, 8]].flatten(0, 1))
     whole.step(0)
     part.step(0)

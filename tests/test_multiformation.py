@@ -4,7 +4,7 @@ import torch
 
 from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, condense, load_dataset, random_subset, recondense
 from atom_plugin._safeio import read_tensors, write_tensors
-from atom_plugin.condense import _Matcher
+from atom_plugin.matcher import Matcher
 from atom_plugin.condensed import FORMAT
 from atom_plugin.config import preset_parametrisation
 from atom_plugin.errors import ConfigError
@@ -117,7 +117,7 @@ def test_resume_is_bit_exact_with_a_factor_and_the_pool(digits, tmp_path, networ
 def test_pool_networks_learn_and_are_redrawn_at_the_cap(digits):
     cfg = ATOMConfig(preset="dm", ipc=1, iterations=1, factor=1, networks="pool", pool_size=2, pool_cap=4,
                      pool_steps=2, **{k: v for k, v in SMALL.items() if k != "pool_size"})
-    m = _Matcher(digits, cfg.resolved(dsa_strategy_default=digits.dsa_strategy), list(range(10)), list(range(10)), torch.device("cpu"), 0, None)
+    m = Matcher(digits, cfg.resolved(dsa_strategy_default=digits.dsa_strategy), list(range(10)), list(range(10)), torch.device("cpu"), 0, None)
     start = m.pool_nets.weights.clone()
     m.step(0)
     assert m.pool_nets.age.tolist() in ([2, 0], [0, 2]) and float(m.pool_nets.acc.max()) > 0
@@ -133,8 +133,8 @@ def test_matcher_split_independence_with_factor_and_pool(digits):
     cfg = ATOMConfig(preset="atom", ipc=1, iterations=1, factor=2, networks="pool", **SMALL)
     cfg = cfg.resolved(dsa_strategy_default=digits.dsa_strategy)
     run = list(range(10))
-    whole = _Matcher(digits, cfg, run, run, torch.device("cpu"), 0, None)
-    part = _Matcher(digits, cfg, run, [3, 8], torch.device("cpu"), 0, None)
+    whole = Matcher(digits, cfg, run, run, torch.device("cpu"), 0, None)
+    part = Matcher(digits, cfg, run, [3, 8], torch.device("cpu"), 0, None)
     assert torch.equal(part.syn, whole.syn[[3, 8]])
     for t in range(3):
         whole.step(t)

@@ -3,9 +3,8 @@ import pytest
 import torch
 
 from atom_plugin import ATOMConfig, condense, load_dataset
-from atom_plugin._reference import ReferenceMatcher
-from atom_plugin.condense import _Matcher
 from atom_plugin.errors import ConfigError
+from atom_plugin.matcher import Matcher, matcher_class
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +19,8 @@ def test_same_random_numbers_same_loss_and_gradients(digits, preset):
     cfg = cfg.resolved(dsa_strategy_default=digits.dsa_strategy)
     assert cfg.factor == (2 if preset == "atom" else 1)
     classes = list(range(10))
-    fast = _Matcher(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
-    ref = type("R", (ReferenceMatcher, _Matcher), {})(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
+    fast = Matcher(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
+    ref = matcher_class("reference")(digits, cfg, classes, classes, torch.device("cpu"), 11, None)
     assert torch.equal(fast.syn, ref.syn)
     for t in range(3):
         lf, lr = fast.step(t), ref.step(t)

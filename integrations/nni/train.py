@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from atom_plugin import test_accuracy, train_model
-from atom_plugin._device import resolve_device
+from atom_plugin import resolve_device
 from atom_plugin.data import ImageTensorDataset
 from atom_plugin.errors import ConfigError
 from atom_plugin.models import reinit_
