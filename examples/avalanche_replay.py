@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from atom_plugin.cli import run_script
+from atom_plugin.runner import run_script
 from atom_plugin.integrations.avalanche import fashion_mnist_root
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from atom_plugin import (ATOMConfig, CondensedDataset, ProgressBar, condense, evaluate, load_dataset,
                          random_subset)
-from atom_plugin.cli import run_script
+from atom_plugin.runner import run_script
 
 
 def main() -> None:

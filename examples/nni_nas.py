@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from atom_plugin import evaluate
-from atom_plugin.cli import run_script
+from atom_plugin.runner import run_script
 
 from _proxy_setup import add_data_and_proxy_args, get_proxy, load_splits
 

@@ -18,7 +18,8 @@ from atom_plugin import CondensedDataset, __version__
 from atom_plugin._safeio import read_tensors
 from atom_plugin.cli import main
 from atom_plugin.config import PRESETS
-from atom_plugin.condense import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _Matcher
+from atom_plugin.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from atom_plugin.matcher import Matcher
 from atom_plugin.results import read_records
 
 ACCURACY_FIELDS = {"dataset", "method", "ipc", "model", "accuracy_mean", "accuracy_std", "num_models", "eval_epochs",
@@ -112,14 +113,14 @@ def test_resume_continues_to_the_same_images(straight, tiny_fmnist_root, tmp_pat
 
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_continue(straight, tiny_fmnist_root, tmp_path, monkeypatch):
     out = tmp_path / "interrupted"
-    step = _Matcher.step
+    step = Matcher.step
 
     def interrupted_step(self, t):
         if t == 3:
             raise KeyboardInterrupt
         return step(self, t)
 
-    monkeypatch.setattr(_Matcher, "step", interrupted_step)
+    monkeypatch.setattr(Matcher, "step", interrupted_step)
     argv = tiny(tiny_fmnist_root, "--iterations", 4, "--checkpoint-every", 1, "--out", out)
     code, _, err = run(argv)
     assert code == 130

@@ -1,0 +1,215 @@
+"""The ``atom`` command line: condense, evaluate, baseline, show, report.
+
+    atom condense --dataset fashion-mnist --ipc 10 --evaluate --out runs/fmnist-ipc10
+    atom evaluate runs/fmnist-ipc10 --model resnet18
+    atom baseline --dataset fashion-mnist --method random --ipc 10 --evaluate --out runs/random-ipc10
+    atom show runs/fmnist-ipc10 --out grid.png
+    atom report runs/
+
+Every long job shows a progress bar (stderr), appends flat JSON records to ``<out>/result.json`` (see
+:mod:`atom_plugin.results`) and ends with a short summary on stdout. Bad input (any :class:`ATOMError`, or an
+argparse usage error) prints one ``error: ...`` line on stderr and exits with status 2; Ctrl-C exits with 130
+(a condensation tells how to continue it). Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..config import NETWORKS, ATOMConfig
+from ..errors import ATOMError
+from ..models.convnet import ACTIVATIONS, NORMS, POOLINGS
+from ..runner import one_line, run_script
+from ._common import UsageError
+from .baseline import cmd_baseline
+from .condense import cmd_condense
+from .evaluate import cmd_evaluate
+from .show import cmd_report, cmd_show
+
+__all__ = ["UsageError", "build_parser", "main", "run_script"]  # run_script: atom_plugin.runner's, kept here too
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``atom`` command line; returns the exit status.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 for bad input (one ``error:`` line on stderr, no traceback), 130 when interrupted.
+        Unexpected exceptions (bugs) propagate with their traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: return the status instead of exiting
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    args.argv = argv
+    try:
+        return args.func(args)
+    except ATOMError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (``error: ... (see 'atom condense --help')``), status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``atom`` with all subcommands (each sets ``func``)."""
+    p = _Parser(prog="atom", description="Dataset condensation with the ATOM-style attention-mixer loss "
+                "(DM and DataDAM are presets).", epilog="Run 'atom COMMAND --help' for the options of a command.")
+    p.add_argument("--version", action="version", version=f"atom {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    # -- condense ------------------------------------------------------------------------------------------
+    c = sub.add_parser("condense", help="condense a dataset into a few synthetic images per class",
+                       description="Condense a dataset; writes OUT/condensed.safetensors, OUT/checkpoint.safetensors, "
+                       "OUT/grid.png and appends records to OUT/result.json. Loss options left out keep the preset's.")
+    _add_data_args(c)
+    c.add_argument("--ipc", type=int, default=10, metavar="N", help="synthetic images per class (default 10)")
+    c.add_argument("--iterations", type=int, default=8000, metavar="N", help="SGD steps on the images (default 8000)")
+    c.add_argument("--preset", default="atom", metavar="NAME", help="atom (default), datadam or dm")
+    c.add_argument("--batch-real", type=int, default=64, metavar="N",
+                   help="real images per class per iteration (default 64)")
+    c.add_argument("--init", choices=("real", "noise"), default="real", help="start from real images or noise")
+    c.add_argument("--factor", type=int, metavar="F", help="multi-formation factor: each stored image holds FxF "
+                   "tiles, decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)")
+    c.add_argument("--networks", choices=NETWORKS, default=None,
+                   help="matching networks: a fresh random one per iteration, or a pool of partly trained ones "
+                   "(default: the preset's: random; the pool did not help on the validation split)")
+    c.add_argument("--pool-size", type=int, default=ATOMConfig.pool_size, metavar="N",
+                   help=f"networks in the pool (default {ATOMConfig.pool_size})")
+    c.add_argument("--ce-weight", type=float, default=ATOMConfig.ce_weight, metavar="X",
+                   help=f"class-aware cross-entropy weight with the pool (default {ATOMConfig.ce_weight})")
+    loss = c.add_argument_group("loss (default: the preset's values)")
+    loss.add_argument("--w-spatial", type=float, metavar="X", help="weight of the spatial-attention term")
+    loss.add_argument("--w-channel", type=float, metavar="X", help="weight of the channel-attention term")
+    loss.add_argument("--w-embed", type=float, metavar="X", help="weight of the embedding term")
+    loss.add_argument("--power", type=float, metavar="P", help="exponent p of the attention maps")
+    loss.add_argument("--layers", type=_int_list, metavar="1,2", help="matched blocks, 1-based ('' for none)")
+    net = c.add_argument_group("network (randomly re-drawn each iteration)")
+    net.add_argument("--model", default="convnet", metavar="NAME", help="registry name (default convnet)")
+    net.add_argument("--width", type=int, default=128, metavar="N", help="channels per block (default 128)")
+    net.add_argument("--depth", type=int, default=3, metavar="N", help="blocks (default 3)")
+    net.add_argument("--norm", choices=NORMS, default=None, help="default: the preset's, else instancenorm")
+    net.add_argument("--act", choices=ACTIVATIONS, default="relu")
+    net.add_argument("--pool", choices=POOLINGS, default="avgpool")
+    aug = c.add_argument_group("augmentation and preprocessing")
+    aug.add_argument("--no-dsa", dest="dsa", action="store_false", help="turn Siamese augmentation off")
+    aug.add_argument("--dsa-strategy", metavar="S", help="e.g. color_crop_cutout_flip_scale_rotate "
+                     "(default: the dataset's)")
+    aug.add_argument("--zca", action="store_true", help="ZCA-whiten the data first (CIFAR recipe)")
+    c.add_argument("--classes", type=_int_list, metavar="0,3,7", help="condense only these class indices")
+    c.add_argument("--val-split", type=int, metavar="N", help="hold N training images out (stratified, seed 0); "
+                   "--evaluate then uses them instead of the test set")
+    _add_run_args(c)
+    c.add_argument("--out", required=True, metavar="DIR", help="run directory")
+    c.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="iterations between checkpoints")
+    c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    c.add_argument("--compile", action="store_true", help="condense through torch.compile (faster long runs)")
+    _add_eval_args(c)
+    c.set_defaults(func=cmd_condense)
+
+    # -- evaluate ------------------------------------------------------------------------------------------
+    e = sub.add_parser("evaluate", help="train fresh networks on a condensed set and test them",
+                       description="Train NUM_MODELS networks on the condensed set only and test each once; appends "
+                       "an accuracy record to --out (default: result.json beside the condensed file).")
+    e.add_argument("path", metavar="PATH", help="a condensed .safetensors file or a run directory")
+    e.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (default: the directory the "
+                   "set was made from, then $ATOM_DATA and the default places)")
+    e.add_argument("--no-download", dest="download", action="store_false", help="never download the dataset")
+    e.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="test set, or the images held out by --val-split when condensing")
+    e.add_argument("--model", default="convnet", metavar="NAME", help="evaluation network (default convnet)")
+    e.add_argument("--num-models", type=int, default=5, metavar="N", help="networks trained (default 5)")
+    e.add_argument("--epochs", type=int, default=1000, metavar="E", help="training epochs per network (default 1000)")
+    e.add_argument("--batch-size", type=int, default=256, metavar="N", help="training batch (default 256)")
+    _add_run_args(e)
+    e.add_argument("--compile", action="store_true", help="train through torch.compile")
+    e.add_argument("--out", metavar="FILE", help="result file to append to")
+    e.set_defaults(func=cmd_evaluate)
+
+    # -- baseline ------------------------------------------------------------------------------------------
+    b = sub.add_parser("baseline", help="select a real subset of the same size (random or herding)",
+                       description="Select IPC real images per class; writes OUT/condensed.safetensors, OUT/grid.png "
+                       "and appends records to OUT/result.json.")
+    _add_data_args(b)
+    b.add_argument("--method", choices=("random", "herding"), required=True)
+    b.add_argument("--ipc", type=int, required=True, metavar="N", help="images per class")
+    b.add_argument("--factor", type=int, default=1, metavar="F",
+                   help="random only: tile F^2 downsampled real images into each stored image (tiled random)")
+    b.add_argument("--herding-epochs", type=int, default=1, metavar="E",
+                   help="epochs of the herding feature network (0 = random)")
+    b.add_argument("--classes", type=_int_list, metavar="0,3,7", help="only these class indices")
+    b.add_argument("--val-split", type=int, metavar="N", help="hold N training images out (as condense)")
+    _add_run_args(b)
+    b.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    _add_eval_args(b)
+    b.set_defaults(func=cmd_baseline)
+
+    # -- show ----------------------------------------------------------------------------------------------
+    s = sub.add_parser("show", help="write a PNG grid of a condensed set (one row per class)")
+    s.add_argument("path", metavar="PATH", help="a condensed .safetensors file or a run directory")
+    s.add_argument("--out", metavar="PNG", help="default: grid.png beside the condensed file")
+    s.add_argument("--max-per-class", type=int, metavar="N", help="at most N images per row")
+    s.add_argument("--scale", type=int, default=2, metavar="K", help="pixel enlargement (default 2)")
+    s.add_argument("--decoded", action="store_true",
+                   help="show the decoded training samples of a multi-formation set instead of the stored images")
+    s.set_defaults(func=cmd_show)
+
+    # -- report --------------------------------------------------------------------------------------------
+    r = sub.add_parser("report", help="print a table of the accuracy records in result files",
+                       description="Read every result.json under the given directories (and the given JSON files) "
+                       "and print their accuracy records.")
+    r.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
+    r.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, metavar="NAME", help="fashion-mnist, mnist, cifar10, cifar100, svhn, "
+                   "tinyimagenet, digits, or an ImageFolder directory")
+    p.add_argument("--data-root", metavar="DIR", help="searched first for the dataset's files")
+    p.add_argument("--image-size", type=int, metavar="N", help="resize images to N x N")
+    p.add_argument("--no-download", dest="download", action="store_false", help="never download the dataset")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="run seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation (with --evaluate)")
+    g.add_argument("--evaluate", action="store_true", help="train fresh networks on the result and test them")
+    g.add_argument("--eval-epochs", type=int, default=1000, metavar="E", help="epochs per network (default 1000)")
+    g.add_argument("--eval-models", type=int, default=5, metavar="N", help="networks trained (default 5)")
+    g.add_argument("--eval-model", default="convnet", metavar="MODEL", help="network (default convnet)")
+    g.add_argument("--eval-compile", action="store_true", help="train the networks through torch.compile")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """``"1,2"`` -> ``(1, 2)``; ``""`` or ``"none"`` -> ``()`` (argparse type)."""
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2, got {text!r}") from None

@@ -1,0 +1,31 @@
+"""The one-line error contract for scripts: examples and benchmarks run their ``main()`` through
+:func:`run_script` (without importing the command line or ``torch.distributed``)."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, NoReturn
+
+from .errors import ATOMError
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (white space folded), or its type name when it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def run_script(main: Callable[[], object]) -> NoReturn:
+    """Run an example's or benchmark's ``main()`` under the CLI's error contract, then exit.
+
+    Exit status 0 on success; 2 with one ``error: ...`` line on stderr for any :class:`ATOMError` (bad input,
+    missing data: nothing a user should read a traceback for); 130 on Ctrl-C. Bugs keep their traceback.
+    Use as ``if __name__ == "__main__": run_script(main)``.
+    """
+    try:
+        main()
+    except ATOMError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(0)
