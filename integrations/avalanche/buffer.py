@@ -49,13 +49,11 @@ and ``MemorySize/train_phase/train_stream`` (images), which Avalanche's loggers 
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
-from torch.utils.data import DataLoader
 
 from ._compat import require_avalanche
 
@@ -66,24 +64,16 @@ from avalanche.training.storage_policy import ExemplarsBuffer  # noqa: E402
 
 from atom_plugin import (ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset,  # noqa: E402
                          ProgressBar, condense, merge_condensed, recondense)
-from atom_plugin.data import DATASET_STATS, DEFAULT_DSA_STRATEGY, DIGIT_DSA_STRATEGY  # noqa: E402
+from atom_plugin.data import DEFAULT_DSA_STRATEGY  # noqa: E402
 from atom_plugin.errors import ConfigError, DataError  # noqa: E402
+
+from .experience import read_experience, resolve_normalization  # noqa: E402
 
 POLICIES = ("budget", "per_class")
 SMALL_CLASS_RULES = ("cap", "error")
 #: Condensation iterations per experience when no config is given (about 10 s per experience on an H100 at
 #: IPC 10; 8000 as in DataDAM's table is the core default for one-off condensation).
 DEFAULT_ITERATIONS = 1000
-
-# The core's normalisation statistics per torchvision dataset class (as in atom_plugin/data/_idx.py, _cifar.py,
-# _svhn.py): (core dataset name, mean, std).
-# Avalanche's dataset class names -> the core's dataset names (statistics come from the core's table).
-_AVALANCHE_NAMES = {"FashionMNIST": "fashion-mnist", "MNIST": "mnist", "CIFAR10": "cifar10", "CIFAR100": "cifar100",
-                    "SVHN": "svhn"}
-CORE_STATS: dict[str, tuple[str, tuple[float, ...], tuple[float, ...]]] = {
-    leaf: (name, DATASET_STATS[name].mean, DATASET_STATS[name].std) for leaf, name in _AVALANCHE_NAMES.items()
-}
-_DIGIT_SETS = ("MNIST", "SVHN")  # DSA drops "flip" for digits (a mirrored 2 is not a 2)
 
 Key = tuple[int, int]  # (task label, class index)
 
@@ -347,35 +337,19 @@ class ATOMBuffer(ExemplarsBuffer):
 
     # -- internals ------------------------------------------------------------------------------------------------
     def read_experience(self, exp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The experience's samples through its eval transforms: ``(x (N, C, H, W) float32, y (N,) int64,
-        task (N,) int64)``; records the image shape and dtype on the first call.
+        """The experience's samples through its eval transforms (:func:`read_experience`); records the image shape
+        and dtype on the first call.
 
         Raises:
             DataError: empty experience, samples that are not ``(C, H, W)`` tensors, or another image shape.
         """
-        exp_id = getattr(exp, "current_experience", "?")
-        ds = exp.dataset.eval()  # Avalanche 0.6: the 'eval' transform group (deterministic)
-        if len(ds) == 0:
-            raise DataError(f"experience {exp_id} has no samples; nothing to condense")
-        loader = DataLoader(ds, batch_size=self.loader_batch_size, shuffle=False, num_workers=0,
-                            collate_fn=getattr(ds, "collate_fn", None))
-        xs, ys, ts = [], [], []
-        for batch in loader:
-            xb = batch[0]
-            if not isinstance(xb, torch.Tensor) or xb.dim() != 4 or not xb.is_floating_point():
-                raise DataError(f"experience {exp_id}: samples must be float image tensors (C, H, W) after the eval "
-                                f"transforms (got {type(xb).__name__} {tuple(getattr(xb, 'shape', ()))}); add "
-                                "ToTensor() and Normalize(...) to the benchmark's eval transform")
-            xs.append(xb)
-            ys.append(torch.as_tensor(batch[1]).long())
-            ts.append(torch.as_tensor(batch[-1]).long() if len(batch) >= 3 else torch.zeros(len(xb), dtype=torch.long))
-        x, y, t = torch.cat(xs), torch.cat(ys), torch.cat(ts)
+        x, y, t, dtype = read_experience(exp, self.loader_batch_size)
         shape = tuple(x.shape[1:])
         if self.image_shape is None:
-            self.image_shape, self.item_dtype = shape, x.dtype
+            self.image_shape, self.item_dtype = shape, dtype
         elif shape != self.image_shape:
             raise DataError(self._shape_message(exp, shape))
-        return x.float(), y, t
+        return x, y, t
 
     def _shape_message(self, exp, shape) -> str:
         return (f"experience {getattr(exp, 'current_experience', '?')} has images of shape {shape} but the memory "
@@ -473,35 +447,8 @@ class ATOMBuffer(ExemplarsBuffer):
         self.buffer = _make_taskaware_tensor_classification_dataset(torch.cat(xs), torch.cat(ys), task_labels=ts)
 
     def _set_normalization(self, dataset, channels: int) -> None:
-        leaf, found = _find_normalize(dataset)
-        self.dataset_name = CORE_STATS[leaf][0] if leaf in CORE_STATS else (leaf or "avalanche")
-        self.dsa_strategy = DIGIT_DSA_STRATEGY if leaf in _DIGIT_SETS else DEFAULT_DSA_STRATEGY
-        if self.user_mean is not None:
-            mean, std, source = self.user_mean, self.user_std, "argument"
-        elif len(found) == 1:
-            (mean, std), source = found[0], "Normalize transform"
-        else:
-            if len(found) > 1:
-                warnings.warn(f"the benchmark's eval transforms hold several Normalize transforms {found}; the "
-                              "normalisation is recorded as unknown (pass mean= and std= to record it)", stacklevel=3)
-            mean, std, source = (0.0,) * channels, (1.0,) * channels, "unknown"
-        if len(mean) == 1 and channels > 1:
-            mean, std = mean * channels, std * channels
-        if len(mean) != channels or len(std) != channels:
-            raise DataError(f"normalisation statistics of length {len(mean)}/{len(std)} for {channels}-channel images; "
-                            "give one mean and one std per channel")
-        info: dict[str, Any] = dict(mean=tuple(mean), std=tuple(std), source=source, dataset=leaf,
-                                    core_dataset=None, core_mean=None, core_std=None, matches_core=None)
-        if leaf in CORE_STATS and source != "unknown":
-            name, cmean, cstd = CORE_STATS[leaf]
-            diff = max(abs(a - b) for a, b in zip(mean + std, cmean + cstd)) if len(cmean) == channels else math.inf
-            info.update(core_dataset=name, core_mean=cmean, core_std=cstd, matches_core=diff <= self.norm_tolerance)
-            if not info["matches_core"]:
-                warnings.warn(f"the benchmark normalises {leaf} with mean {mean}, std {std}; the core uses {cmean}, "
-                              f"{cstd} (difference > {self.norm_tolerance}); condensation runs in the benchmark's "
-                              "space, so condensation settings tuned on the core's data may behave differently",
-                              stacklevel=3)
-        self.normalization = info
+        self.dataset_name, self.dsa_strategy, self.normalization = resolve_normalization(
+            dataset, channels, mean=self.user_mean, std=self.user_std, tolerance=self.norm_tolerance)
 
     def _publish(self, strategy, exp_id: int, rec: dict) -> None:
         evaluator = getattr(strategy, "evaluator", None)
@@ -516,66 +463,3 @@ class ATOMBuffer(ExemplarsBuffer):
     def __repr__(self) -> str:
         return (f"ATOMBuffer(max_size={self.max_size}, policy={self.policy!r}, classes={len(self.condensed)}, "
                 f"images={sum(len(cd) for cd in self.condensed.values())})")
-
-
-# -- reading the benchmark's normalisation (Avalanche 0.6 dataset internals; best effort) ----------------------------
-
-def _find_normalize(dataset) -> tuple[str | None, list[tuple[tuple[float, ...], tuple[float, ...]]]]:
-    """``(leaf dataset class name, distinct (mean, std) of the Normalize transforms on the eval path)``."""
-    found: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
-    leaf: str | None = None
-    for node in _nodes(dataset):
-        for attr in ("_transform_groups", "_frozen_transform_groups"):
-            groups = getattr(node, attr, None)
-            if groups is None:
-                continue
-            try:
-                eval_group = groups["eval"]
-            except (KeyError, TypeError, AttributeError):
-                eval_group = None
-            for t in _transforms(eval_group):
-                stats = (_floats(t.mean), _floats(t.std))
-                if stats not in found:
-                    found.append(stats)
-        if not hasattr(node, "_datasets") and not hasattr(node, "_flat_data"):
-            leaf = leaf or type(node).__name__
-            for t in _transforms(getattr(node, "transform", None)):
-                stats = (_floats(t.mean), _floats(t.std))
-                if stats not in found:
-                    found.append(stats)
-    return leaf, found
-
-
-def _nodes(obj, depth: int = 0) -> Iterator[Any]:
-    if obj is None or depth > 64:
-        return
-    yield obj
-    flat = getattr(obj, "_flat_data", None)
-    if flat is not None and flat is not obj:
-        yield from _nodes(flat, depth + 1)
-    for sub in getattr(obj, "_datasets", None) or ():
-        yield from _nodes(sub, depth + 1)
-    for attr in ("dataset",):  # torch Subset
-        sub = getattr(obj, attr, None)
-        if sub is not None and not hasattr(obj, "_datasets"):
-            yield from _nodes(sub, depth + 1)
-
-
-def _transforms(obj, depth: int = 0) -> Iterator[Any]:
-    if obj is None or depth > 16:
-        return
-    if type(obj).__name__ == "Normalize" and hasattr(obj, "mean") and hasattr(obj, "std"):
-        yield obj
-        return
-    inner = obj if isinstance(obj, (list, tuple)) else getattr(obj, "transforms", None)
-    if isinstance(inner, (list, tuple)):
-        for t in inner:
-            yield from _transforms(t, depth + 1)
-
-
-def _floats(v) -> tuple[float, ...]:
-    if isinstance(v, torch.Tensor):
-        v = v.flatten().tolist()
-    if isinstance(v, (int, float)):
-        v = [v]
-    return tuple(round(float(a), 6) for a in v)
