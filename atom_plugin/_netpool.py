@@ -12,9 +12,11 @@ resumed or class-parallel run makes the same choices):
 3. a slot that has taken ``pool_cap`` steps is re-drawn (PyTorch's default initialisation) with zero momentum.
 
 The pool is held as flat ``(P, D)`` float32 weight and momentum tensors on the device (D = parameters of one
-network), plus ``(P,)`` step counts and accuracies: all four go into checkpoints. No step reads a value back to
-the host (the slot index, the accuracy and the re-draw test stay on the device); the real batches' row indices
-are drawn on the CPU (a fixed generator, wherever the real pool lives) and copied over.
+network), plus ``(P,)`` step counts (host) and accuracies (device): all four go into checkpoints. No step reads a
+value back from the device: the slot, the real batches' row indices and the re-draws come from CPU generators
+(the same numbers wherever the real pool lives), the step counts are host bookkeeping, and the accuracy that
+weights the class-aware term stays on the device. A slot is re-drawn (on the CPU, copied over) only when it
+reaches the cap.
 """
 from __future__ import annotations
 
@@ -55,15 +57,16 @@ class NetworkPool:
             reinit_(self.trainer, _rng.generator(seed, i, _rng.POOL_INIT, device))
             self.weights[i] = self._flat()
         self.momentum = torch.zeros(P, size, device=device)
-        self.age = torch.zeros(P, dtype=torch.long, device=device)
+        self.age = torch.zeros(P, dtype=torch.long)  # SGD steps per slot: host bookkeeping, no device read
         self.acc = torch.zeros(P, device=device)
         self.real_pool, self.real_labels = real_pool, real_labels
         # Row draws on the CPU whatever the device and wherever the real pool lives (device memory or streamed
         # from the host), so a resumed or class-parallel run draws the same batches (a (pool_batch,) copy).
         self.rows = torch.cat([torch.arange(int(s), int(s) + int(n)) for s, n in zip(class_starts, class_counts)])
-        self.g = torch.Generator(device=device)
+        self.g = torch.Generator()  # slot choice and re-draws, on the CPU: the host knows the slot without a sync
         self.g_rows = torch.Generator()
-        self.slot = torch.zeros(1, dtype=torch.long, device=device)
+        self.redraw_net = self.trainer if device.type == "cpu" else copy.deepcopy(self.trainer).cpu()
+        self.slot = 0
 
     def _flat(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params])
@@ -80,17 +83,15 @@ class NetworkPool:
         """Draw iteration ``t``'s slot and copy its weights into ``net``; returns the slot's last training
         accuracy as a 0-d float tensor on the device (in [0, 1]; 0 for a network not trained yet)."""
         _rng.reseed(self.g, self.seed, t, _rng.POOL)
-        self.slot = torch.randint(self.cfg.pool_size, (1,), generator=self.g, device=self.device)
-        self._assign(net.parameters(), self.weights.index_select(0, self.slot)[0])
-        return self.acc.index_select(0, self.slot)[0]
+        self.slot = int(torch.randint(self.cfg.pool_size, (1,), generator=self.g))
+        self._assign(net.parameters(), self.weights[self.slot])
+        return self.acc[self.slot]
 
     def train_step(self, t: int) -> None:
         """Train iteration ``t``'s slot ``pool_steps`` SGD steps; re-draw it once it has ``pool_cap`` steps."""
         cfg, s = self.cfg, self.slot
-        w = self.weights.index_select(0, s)[0]
-        buf = self.momentum.index_select(0, s)[0]
+        w, buf = self.weights[s], self.momentum[s]
         _rng.reseed(self.g_rows, self.seed, t, _rng.POOL_DATA)
-        acc = self.acc.index_select(0, s)[0]
         for _ in range(cfg.pool_steps):
             self._assign(self.params, w)
             pick = self.rows.index_select(0, torch.randint(len(self.rows), (cfg.pool_batch,), generator=self.g_rows))
@@ -103,16 +104,17 @@ class NetworkPool:
                 d = torch.cat([g.reshape(-1) for g in grads]).add_(w, alpha=_WEIGHT_DECAY)
                 buf = buf.mul(_MOMENTUM).add_(d)
                 w = w - cfg.pool_lr * buf
-                acc = (logits.argmax(1) == y).float().mean()
+                self.acc[s] = (logits.argmax(1) == y).float().mean()
         with torch.no_grad():
-            age = self.age.index_select(0, s) + cfg.pool_steps
-            expired = age >= cfg.pool_cap  # (1,) bool, stays on the device
-            reinit_(self.trainer, self.g)  # a fresh draw for the slot (used only if it expired)
-            fresh = self._flat()
-            self.weights.index_copy_(0, s, torch.where(expired, fresh, w)[None])
-            self.momentum.index_copy_(0, s, torch.where(expired, torch.zeros_like(buf), buf)[None])
-            self.age.index_copy_(0, s, torch.where(expired, torch.zeros_like(age), age))
-            self.acc.index_copy_(0, s, torch.where(expired, torch.zeros_like(acc), acc).reshape(1))
+            self.age[s] += cfg.pool_steps
+            if int(self.age[s]) >= cfg.pool_cap:  # re-drawn with zero momentum, age and accuracy
+                reinit_(self.redraw_net, self.g)
+                w = torch.cat([p.detach().reshape(-1) for p in self.redraw_net.parameters()]).to(self.device)
+                buf = torch.zeros_like(buf)
+                self.age[s] = 0
+                self.acc[s] = 0.0
+            self.weights[s] = w
+            self.momentum[s] = buf
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The pool's checkpoint tensors (weights, momentum, step counts, accuracies)."""
@@ -121,4 +123,4 @@ class NetworkPool:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore :meth:`state_tensors` (shapes must match the pool's)."""
         for name, dst in zip(_STATE, (self.weights, self.momentum, self.age, self.acc)):
-            dst.copy_(tensors[name].to(self.device))
+            dst.copy_(tensors[name].to(dst.device))
