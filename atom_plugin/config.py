@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, check_choice
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dm": dict(w_spatial=0.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=()),
@@ -37,11 +37,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ``datadam`` stay as published (factor 1, random networks) unless set. Explicit ``factor``/``networks`` win.
 ATOM_BY_IPC: tuple[tuple[int | None, int, str], ...] = ((10, 2, "random"), (None, 1, "random"))
 NETWORKS = ("random", "pool")
+INITS = ("real", "noise")
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
 # A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
 _PRESET_FIELDS = _LOSS_FIELDS + ("norm",)
 _DEFAULT_NORM = "instancenorm"
+
+
+def _f(default: Any, group: str, help: str, metavar: str | None = None, *, choices: tuple | None = None):
+    """A dataclass field with its help text, CLI group, metavar and choices in the metadata."""
+    return dataclasses.field(default=default, metadata=dict(group=group, help=help, metavar=metavar,
+                                                            choices=choices))
 
 
 def register_preset(name: str, **values: Any) -> None:
@@ -97,35 +104,42 @@ class ATOMConfig:
     Raises (from :meth:`resolved`): ConfigError naming the bad field and what to do.
     """
 
-    preset: str = "atom"
-    ipc: int = 10
-    iterations: int = 8000
-    batch_real: int = 64
-    lr_images: float = 1.0
-    momentum: float = 0.5
-    init: str = "real"
-    factor: int | None = None
-    networks: str | None = None
-    pool_size: int = 8
-    pool_steps: int = 1
-    pool_cap: int = 100
-    pool_batch: int = 256
-    pool_lr: float = 0.01
-    ce_weight: float = 0.1
-    w_spatial: float | None = None
-    w_channel: float | None = None
-    w_embed: float | None = None
-    power: float | None = None
-    layers: tuple[int, ...] | None = None
-    model: str = "convnet"
-    width: int = 128
-    depth: int = 3
-    norm: str | None = None
-    act: str = "relu"
-    pool: str = "avgpool"
-    dsa: bool = True
-    dsa_strategy: str | None = None
-    zca: bool = False
+    # Each field's metadata holds its one help text (and the CLI group); ``atom condense`` generates its flags
+    # from these (``--batch-real`` for ``batch_real``, ``--no-dsa`` for ``dsa``); see :func:`config_field_help`.
+    preset: str = _f("atom", "condensation", "loss preset: atom, datadam or dm (fills the loss fields left unset)",
+                     "NAME")
+    ipc: int = _f(10, "condensation", "synthetic (stored) images per class", "N")
+    iterations: int = _f(8000, "condensation", "SGD steps on the images", "N")
+    batch_real: int = _f(64, "condensation", "real images per class per iteration", "N")
+    lr_images: float = _f(1.0, "condensation", "learning rate of the images' SGD", "LR")
+    momentum: float = _f(0.5, "condensation", "momentum of the images' SGD", "M")
+    init: str = _f("real", "condensation", "start from real images of the class or from noise", choices=INITS)
+    factor: int | None = _f(None, "condensation", "multi-formation factor: each stored image holds FxF tiles, "
+                            "decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)",
+                            "F")
+    networks: str | None = _f(None, "matching networks", "a fresh random network per iteration, or a pool of partly "
+                              "trained ones (default: the preset's: random)", choices=NETWORKS)
+    pool_size: int = _f(8, "matching networks", "networks in the pool", "N")
+    pool_steps: int = _f(1, "matching networks", "SGD steps each iteration gives the sampled pool network", "N")
+    pool_cap: int = _f(100, "matching networks", "steps after which a pool network is re-drawn", "N")
+    pool_batch: int = _f(256, "matching networks", "real images per pool training step", "N")
+    pool_lr: float = _f(0.01, "matching networks", "learning rate of the pool networks", "LR")
+    ce_weight: float = _f(0.1, "matching networks", "class-aware cross-entropy weight with the pool", "X")
+    w_spatial: float | None = _f(None, "loss", "weight of the spatial-attention term", "X")
+    w_channel: float | None = _f(None, "loss", "weight of the channel-attention term", "X")
+    w_embed: float | None = _f(None, "loss", "weight of the embedding term", "X")
+    power: float | None = _f(None, "loss", "exponent p of the attention maps", "P")
+    layers: tuple[int, ...] | None = _f(None, "loss", "matched blocks, 1-based ('' for none)", "1,2")
+    model: str = _f("convnet", "network", "matching network (registry name)", "NAME")
+    width: int = _f(128, "network", "channels per block (ConvNet)", "N")
+    depth: int = _f(3, "network", "blocks (ConvNet)", "N")
+    norm: str | None = _f(None, "network", "normalisation (default: the preset's, else instancenorm)", "NORM")
+    act: str = _f("relu", "network", "activation", "ACT")
+    pool: str = _f("avgpool", "network", "pooling", "POOL")
+    dsa: bool = _f(True, "augmentation", "Siamese augmentation (DSA) of real and synthetic batches")
+    dsa_strategy: str | None = _f(None, "augmentation", "e.g. color_crop_cutout_flip_scale_rotate "
+                                  "(default: the dataset's)", "S")
+    zca: bool = _f(False, "augmentation", "ZCA-whiten the data first (CIFAR recipe)")
 
     def resolved(self, *, dsa_strategy_default: str | None = None) -> "ATOMConfig":
         """A copy with the preset's values filled in and every field validated.
@@ -165,12 +179,10 @@ class ATOMConfig:
             raise ConfigError(f"batch_real must be >= 1, got {self.batch_real}")
         if self.lr_images <= 0 or not (0 <= self.momentum < 1):
             raise ConfigError(f"need lr_images > 0 and 0 <= momentum < 1, got {self.lr_images}, {self.momentum}")
-        if self.init not in ("real", "noise"):
-            raise ConfigError(f"init must be 'real' or 'noise', got {self.init!r}")
+        check_choice(self.init, "init", INITS)
         if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
             raise ConfigError(f"factor must be a whole number >= 1, got {self.factor!r}")
-        if self.networks not in NETWORKS:
-            raise ConfigError(f"networks must be one of {', '.join(NETWORKS)}, got {self.networks!r}")
+        check_choice(self.networks, "networks", NETWORKS)
         for name in ("pool_size", "pool_steps", "pool_cap", "pool_batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

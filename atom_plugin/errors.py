@@ -47,3 +47,24 @@ class NonFiniteLossError(ATOMError, FloatingPointError):
             f"the matching loss became NaN/Inf at iteration {iteration}{where}; "
             "lower the loss weights or the image learning rate, or check the data for extreme values"
         )
+
+
+def check_choice(value, name: str, choices, *, error: type[ATOMError] = None):
+    """Return ``value`` if it is one of ``choices``, else raise a one-line error naming ``name`` and the choices.
+
+    The one home of the library's "one of" checks (presets, models, norms, networks, policies, ...), in the style
+    of torchvision's ``verify_str_arg``: ``check_choice("pool", "networks", ("random", "pool"))`` -> ``"pool"``.
+
+    Args:
+        value: the value given (any hashable).
+        name: the parameter's name as the caller spells it (``networks``, ``norm``, ``policy``).
+        choices: the allowed values, in the order the message lists them.
+        error: the exception class (default :class:`ConfigError`).
+
+    Raises:
+        ConfigError (or ``error``): ``"networks must be one of: random, pool (got 'x')"``.
+    """
+    choices = tuple(choices)
+    if value in choices:
+        return value
+    raise (error or ConfigError)(f"{name} must be one of: {', '.join(map(str, choices))} (got {value!r})")

@@ -295,3 +295,35 @@ def test_torchrun_class_parallel(straight, tiny_fmnist_root, tmp_path):
     assert (par.images - CondensedDataset.load(straight[0]).images).abs().max() <= 1e-5
     (rec,) = read_records(out / "result.json")
     assert rec["world_size"] == 2
+
+
+def test_every_config_field_has_a_flag_with_the_dataclass_default():
+    """Flags are generated from ATOMConfig: one per field (no API-only fields today), same default."""
+    import dataclasses
+
+    from atom_plugin.cli import build_parser
+    from atom_plugin.cli._common import config_from_args
+    from atom_plugin.config import ATOMConfig
+
+    args = build_parser().parse_args(["condense", "--dataset", "digits", "--out", "x"])
+    assert config_from_args(args) == ATOMConfig()
+    args = build_parser().parse_args(["condense", "--dataset", "digits", "--out", "x", "--lr-images", "0.5",
+                                      "--momentum", "0.9", "--no-dsa", "--zca", "--layers", "1", "--pool-cap", "7"])
+    cfg = config_from_args(args)
+    assert (cfg.lr_images, cfg.momentum, cfg.dsa, cfg.zca, cfg.layers, cfg.pool_cap) == (0.5, 0.9, False, True,
+                                                                                          (1,), 7)
+    assert {f.name for f in dataclasses.fields(ATOMConfig)} <= set(vars(args))
+
+
+def test_condense_without_config_flags_records_the_api_default(tiny_fmnist_root, tmp_path):
+    """`atom condense` with only data/run flags records the config that condense(data, ATOMConfig(...)) saves."""
+    from atom_plugin import ATOMConfig, condense, load_dataset
+
+    out = tmp_path / "run"
+    argv = ["condense", "--dataset", "fashion-mnist", "--data-root", tiny_fmnist_root, "--ipc", 1, "--iterations", 1,
+            "--device", "cpu", "--quiet", "--out", out]
+    assert run(argv)[0] == 0
+    recorded = read_records(out / "result.json")[0]["config"]
+    train = load_dataset("fashion-mnist", tiny_fmnist_root, split="train")
+    api = condense(train, ATOMConfig(ipc=1, iterations=1), device="cpu", seed=0)
+    assert recorded == api.config

@@ -14,6 +14,7 @@ argparse usage error) prints one ``error: ...`` line on stderr and exits with st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
@@ -80,39 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Condense a dataset; writes OUT/condensed.safetensors, OUT/checkpoint.safetensors, "
                        "OUT/grid.png and appends records to OUT/result.json. Loss options left out keep the preset's.")
     _add_data_args(c)
-    c.add_argument("--ipc", type=int, default=10, metavar="N", help="synthetic images per class (default 10)")
-    c.add_argument("--iterations", type=int, default=8000, metavar="N", help="SGD steps on the images (default 8000)")
-    c.add_argument("--preset", default="atom", metavar="NAME", help="atom (default), datadam or dm")
-    c.add_argument("--batch-real", type=int, default=64, metavar="N",
-                   help="real images per class per iteration (default 64)")
-    c.add_argument("--init", choices=("real", "noise"), default="real", help="start from real images or noise")
-    c.add_argument("--factor", type=int, metavar="F", help="multi-formation factor: each stored image holds FxF "
-                   "tiles, decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)")
-    c.add_argument("--networks", choices=NETWORKS, default=None,
-                   help="matching networks: a fresh random one per iteration, or a pool of partly trained ones "
-                   "(default: the preset's: random; the pool did not help on the validation split)")
-    c.add_argument("--pool-size", type=int, default=ATOMConfig.pool_size, metavar="N",
-                   help=f"networks in the pool (default {ATOMConfig.pool_size})")
-    c.add_argument("--ce-weight", type=float, default=ATOMConfig.ce_weight, metavar="X",
-                   help=f"class-aware cross-entropy weight with the pool (default {ATOMConfig.ce_weight})")
-    loss = c.add_argument_group("loss (default: the preset's values)")
-    loss.add_argument("--w-spatial", type=float, metavar="X", help="weight of the spatial-attention term")
-    loss.add_argument("--w-channel", type=float, metavar="X", help="weight of the channel-attention term")
-    loss.add_argument("--w-embed", type=float, metavar="X", help="weight of the embedding term")
-    loss.add_argument("--power", type=float, metavar="P", help="exponent p of the attention maps")
-    loss.add_argument("--layers", type=_int_list, metavar="1,2", help="matched blocks, 1-based ('' for none)")
-    net = c.add_argument_group("network (randomly re-drawn each iteration)")
-    net.add_argument("--model", default="convnet", metavar="NAME", help="registry name (default convnet)")
-    net.add_argument("--width", type=int, default=128, metavar="N", help="channels per block (default 128)")
-    net.add_argument("--depth", type=int, default=3, metavar="N", help="blocks (default 3)")
-    net.add_argument("--norm", choices=NORMS, default=None, help="default: the preset's, else instancenorm")
-    net.add_argument("--act", choices=ACTIVATIONS, default="relu")
-    net.add_argument("--pool", choices=POOLINGS, default="avgpool")
-    aug = c.add_argument_group("augmentation and preprocessing")
-    aug.add_argument("--no-dsa", dest="dsa", action="store_false", help="turn Siamese augmentation off")
-    aug.add_argument("--dsa-strategy", metavar="S", help="e.g. color_crop_cutout_flip_scale_rotate "
-                     "(default: the dataset's)")
-    aug.add_argument("--zca", action="store_true", help="ZCA-whiten the data first (CIFAR recipe)")
+    _add_config_args(c)
     c.add_argument("--classes", type=_int_list, metavar="0,3,7", help="condense only these class indices")
     c.add_argument("--val-split", type=int, metavar="N", help="hold N training images out (stratified, seed 0); "
                    "--evaluate then uses them instead of the test set")
@@ -179,6 +148,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--markdown", action="store_true", help="print a Markdown table")
     r.set_defaults(func=cmd_report)
     return p
+
+
+# The CLI's choices for the network's options (validated by the model itself on the Python side).
+_CHOICES = dict(norm=NORMS, act=ACTIVATIONS, pool=POOLINGS)
+_GROUP_TITLES = {"condensation": None, "matching networks": "matching networks",
+                 "loss": "loss (default: the preset's values)", "network": "matching network (re-drawn each iteration)",
+                 "augmentation": "augmentation and preprocessing"}
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`ATOMConfig` field, generated from the field: its default, type, help text and group
+    (``batch_real`` -> ``--batch-real``; booleans: ``--zca`` for a field that is off, ``--no-dsa`` for one that
+    is on). The flags' defaults are the dataclass's, so ``atom condense`` without them records ``ATOMConfig()``."""
+    groups = {key: (p.add_argument_group(title) if title else p) for key, title in _GROUP_TITLES.items()}
+    for f in dataclasses.fields(ATOMConfig):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        g = groups[meta["group"]]
+        if isinstance(f.default, bool):
+            if f.default:
+                g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
+                               help=f"turn off: {meta['help']}")
+            else:
+                g.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
+            continue
+        kind = {"layers": _int_list}.get(f.name) or (type(f.default) if f.default is not None else
+                                                      _NONE_DEFAULT_TYPES.get(f.name, str))
+        choices = meta["choices"] or _CHOICES.get(f.name)
+        shown = "" if f.default is None or "default" in meta["help"] else f" (default {f.default})"
+        g.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=choices,
+                       metavar=None if choices else meta["metavar"], help=meta["help"] + shown)
+
+
+_NONE_DEFAULT_TYPES = dict(factor=int, w_spatial=float, w_channel=float, w_embed=float, power=float)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:

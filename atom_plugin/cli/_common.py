@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 from pathlib import Path
 
 from .._safeio import ensure_writable_dir
 from ..condensed import CondensedDataset
+from ..config import ATOMConfig
 from ..data import load_dataset, stratified_split
 from ..errors import ATOMError, CondensedFileError, ConfigError, OutputPathError
 from ..evaluate import evaluate
@@ -24,6 +26,11 @@ VAL_SEED = 0  # --val-split always uses stratified_split(seed=0), so `atom evalu
 
 class UsageError(ATOMError, ValueError):
     """A command-line value that makes no sense (e.g. ``--eval-epochs 0``, ``report`` of nothing)."""
+
+
+def config_from_args(args: argparse.Namespace) -> ATOMConfig:
+    """The :class:`ATOMConfig` the flags of ``atom condense`` describe (one value per field)."""
+    return ATOMConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ATOMConfig)})
 
 
 def _check_model(name: str) -> None:

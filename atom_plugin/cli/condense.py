@@ -12,12 +12,11 @@ import torch
 from .._device import resolve_device
 from ..callbacks import CondenseCallback, ProgressBar
 from ..condense import condense
-from ..config import ATOMConfig
 from ..distributed import condense_class_parallel, init_from_env, launched_by_torchrun
 from ..errors import OutputPathError
 from ._common import (CHECKPOINT_FILE, CONDENSED_FILE, GRID_FILE, RESULT_FILE, UsageError, _accuracy_line,
                       _accuracy_record, _append, _check_eval_args, _check_model, _command, _evaluate, _load_splits,
-                      _shape_text, _split_provenance, _with_env, _writable_out_dir)
+                      _shape_text, _split_provenance, _with_env, _writable_out_dir, config_from_args)
 
 
 def cmd_condense(args: argparse.Namespace) -> int:
@@ -26,12 +25,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the classes are split across the processes
     (:mod:`atom_plugin.distributed`); rank 0 alone writes the files, evaluates and prints.
     """
-    cfg = ATOMConfig(
-        preset=args.preset, ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real, init=args.init,
-        factor=args.factor, networks=args.networks, pool_size=args.pool_size, ce_weight=args.ce_weight,
-        w_spatial=args.w_spatial, w_channel=args.w_channel, w_embed=args.w_embed, power=args.power,
-        layers=args.layers, model=args.model, width=args.width, depth=args.depth, norm=args.norm, act=args.act,
-        pool=args.pool, dsa=args.dsa, dsa_strategy=args.dsa_strategy, zca=args.zca)
+    cfg = config_from_args(args)
     # Fail before touching data: names, ranges, device, output location, an old checkpoint.
     _check_model(cfg.model)
     cfg.resolved()  # preset, ipc, loss fields, layers vs depth, DSA strategy
