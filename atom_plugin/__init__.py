@@ -25,12 +25,12 @@ from .config import PRESETS, ATOMConfig, register_preset
 from .data import ImageTensorDataset, load_dataset, stratified_split
 from .errors import ATOMError
 from .evaluate import EvalResult, evaluate, test_accuracy, train_model
-from .models import build_model, list_models, register_model
+from .models import build_model, is_model, list_models, register_model
 
 __all__ = [
     "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult",
     "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "device_name", "evaluate",
-    "herding_subset", "resolve_device",
+    "herding_subset", "is_model", "resolve_device",
     "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",
     "register_preset", "stratified_split", "test_accuracy", "train_model", "__version__",
 ]

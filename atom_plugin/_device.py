@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device {str(device)!r} was requested but this machine has no usable CUDA GPU "
-                "(torch.cuda.is_available() is False); use --device cpu or --device auto"
+                "(torch.cuda.is_available() is False); use `device='cpu'` or `device='auto'`"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise DeviceError(

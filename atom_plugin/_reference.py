@@ -70,9 +70,9 @@ class ReferenceMatcher:
             syns.append(img_syn)
         real_all, syn_all = torch.cat(reals), torch.cat(syns)
         # 3. forward both; the real side with autograd on, detached afterwards
-        rmaps, remb = net.forward_features(real_all, self.layers)
+        rmaps, remb = net.forward_intermediates(real_all, self.layers)
         rmaps, remb = [m.detach() for m in rmaps], remb.detach()
-        smaps, semb = net.forward_features(syn_all, self.layers)
+        smaps, semb = net.forward_intermediates(syn_all, self.layers)
         # 4. the error on the CPU, class by class
         w, K = self.weights, self.num_local
         loss = torch.zeros(())

@@ -23,7 +23,7 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as exc:
-        raise OutputPathError(f"cannot write to {str(p)!r} ({exc.strerror or exc}); choose another --out directory") from exc
+        raise OutputPathError(f"cannot write to {str(p)!r} ({exc.strerror or exc}); choose another output directory") from exc
     return p
 
 

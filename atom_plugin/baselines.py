@@ -32,7 +32,7 @@ def _check(data: ImageTensorDataset, ipc: int, classes: Sequence[int] | None) ->
         raise DataError(f"{data.name}: class(es) {empty} have no images")
     small = [data.classes[k] for k in classes if int(counts[k]) < ipc]
     if small:
-        raise ConfigError(f"ipc {ipc} is larger than the number of images of class(es) {small}; lower --ipc")
+        raise ConfigError(f"ipc {ipc} is larger than the number of images of class(es) {small}; lower `ipc`")
     return classes
 
 

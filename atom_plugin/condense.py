@@ -100,12 +100,12 @@ def condense(
         raise ConfigError(f"class indices {bad} do not exist in {data.name} ({data.num_classes} classes)")
     empty = [data.classes[k] for k in run_classes if int(counts[k]) == 0]
     if empty:
-        raise DataError(f"{data.name}: class(es) {empty} have no images; drop them from --classes or fix the data")
+        raise DataError(f"{data.name}: class(es) {empty} have no images; drop them from `classes` or fix the data")
     smallest = min(int(counts[k]) for k in run_classes)
     if cfg.ipc > smallest:
         k_small = min(run_classes, key=lambda k: int(counts[k]))
         raise ConfigError(f"ipc {cfg.ipc} is larger than class {data.classes[k_small]!r}, which has only {smallest} images; "
-                          f"use --ipc <= {smallest}")
+                          f"use `ipc` <= {smallest}")
     local_classes = list(_local_classes) if _local_classes is not None else run_classes
     fingerprint = data.fingerprint()  # of the data as given (before any whitening), to identify the source
     if cfg.zca and data.zca is None:
@@ -130,8 +130,8 @@ def condense(
             state.iteration = state.start_iteration = int(meta["iteration"])
             state.history = [tuple(h) for h in meta.get("history", [])]
         elif ckpt.exists():
-            raise OutputPathError(f"a checkpoint already exists at {str(ckpt)!r}; pass --resume to continue it, "
-                                  "or choose another --out to start over")
+            raise OutputPathError(f"a checkpoint already exists at {str(ckpt)!r}; pass `resume=True` to continue it, "
+                                  "or choose another `checkpoint` to start over")
         else:
             from ._safeio import ensure_writable_dir
 

@@ -105,7 +105,7 @@ class ATOMConfig:
     """
 
     # Each field's metadata holds its one help text (and the CLI group); ``atom condense`` generates its flags
-    # from these (``--batch-real`` for ``batch_real``, ``--no-dsa`` for ``dsa``); see :func:`config_field_help`.
+    # from these (``--batch-real`` for ``batch_real``, ``--no-dsa`` for ``dsa``); see ``atom_plugin.cli``.
     preset: str = _f("atom", "condensation", "loss preset: atom, datadam or dm (fills the loss fields left unset)",
                      "NAME")
     ipc: int = _f(10, "condensation", "synthetic (stored) images per class", "N")

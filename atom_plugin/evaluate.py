@@ -68,7 +68,7 @@ def match_test_space(train: ImageTensorDataset, test: ImageTensorDataset) -> Ima
     """
     if train.image_shape != test.image_shape:
         raise DataError(f"train images are {train.image_shape} but test images are {test.image_shape}; "
-                        "load both at the same --image-size")
+                        "load both at the same `image_size`")
     if train.classes != test.classes:
         raise DataError("train and test sets have different class lists; they must come from the same dataset")
     if not (np.allclose(train.mean, test.mean, atol=1e-3) and np.allclose(train.std, test.std, atol=1e-3)):

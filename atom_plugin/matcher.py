@@ -117,11 +117,11 @@ class Matcher:
                                          starts[run], run_counts)
 
     def _real_stats(self, real: torch.Tensor) -> list[torch.Tensor]:
-        maps, emb = self.net.forward_features(real, self.layers)
+        maps, emb = self.net.forward_intermediates(real, self.layers)
         return real_statistics(maps, emb, self.num_local, self.weights)
 
     def _syn_loss(self, syn: torch.Tensor, stats: list[torch.Tensor], ce_scale: torch.Tensor | None = None) -> torch.Tensor:
-        maps, emb = self.net.forward_features(syn, self.layers)
+        maps, emb = self.net.forward_intermediates(syn, self.layers)
         loss = matching_loss(stats, maps, emb, self.num_local, self.weights)
         if ce_scale is not None:  # IDM's class-aware regularisation, summed over classes (mean within a class)
             ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")

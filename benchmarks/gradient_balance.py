@@ -53,8 +53,8 @@ def main() -> None:
             net = build_model("convnet", channels=train.image_shape[0], num_classes=k, image_size=train.image_shape[1:])
             net.requires_grad_(False)
             with torch.no_grad():
-                real_maps, real_emb = net.forward_features(real, layers=tuple(args.layers))
-            syn_maps, syn_emb = net.forward_features(syn, layers=tuple(args.layers))
+                real_maps, real_emb = net.forward_intermediates(real, tuple(args.layers))
+            syn_maps, syn_emb = net.forward_intermediates(syn, tuple(args.layers))
             terms = {}
             for layer, fr, fs in zip(args.layers, real_maps, syn_maps):
                 (rs, rc), (ss, sc) = attention_maps(fr, power), attention_maps(fs, power)

@@ -327,3 +327,23 @@ def test_condense_without_config_flags_records_the_api_default(tiny_fmnist_root,
     train = load_dataset("fashion-mnist", tiny_fmnist_root, split="train")
     api = condense(train, ATOMConfig(ipc=1, iterations=1), device="cpu", seed=0)
     assert recorded == api.config
+
+
+def test_core_messages_name_parameters_and_the_cli_names_flags(tiny_fmnist_root, tmp_path):
+    """The core says `ipc` / `resume=True` (Python); the CLI turns them into --ipc / --resume."""
+    from atom_plugin import ATOMConfig, condense, load_dataset
+    from atom_plugin.cli import flag_message
+    from atom_plugin.errors import ConfigError
+
+    train = load_dataset("fashion-mnist", tiny_fmnist_root, split="train")
+    with pytest.raises(ConfigError, match="use `ipc` <= "):
+        condense(train, ATOMConfig(ipc=10**6, iterations=1), device="cpu")
+    code, _, err = run(tiny(tiny_fmnist_root, "--ipc", 10**6, "--iterations", 1, "--out", tmp_path / "r"))
+    assert code == 2 and "use --ipc <= " in err and "`" not in err
+    import argparse
+
+    flags = {"resume": argparse._StoreTrueAction(["--resume"], "resume"),
+             "download": argparse._StoreFalseAction(["--no-download"], "download"),
+             "device": argparse.Action(["--device"], "device"), "out": argparse.Action(["--out"], "out")}
+    assert flag_message("pass `resume=True`, `device='cpu'`, another `checkpoint` or `zca`; allow `download=True`",
+                        flags) == "pass --resume, --device cpu, another --out or `zca`; allow leave out --no-download"

@@ -27,9 +27,9 @@ def bank_loss(images, labels, data, cfg, n_nets=4):
         reinit_(net, torch.Generator().manual_seed(1000 + s))
         with torch.no_grad():
             for k in classes:
-                rm, re = net.forward_features(data.images[data.labels == k], cfg.layers)
+                rm, re = net.forward_intermediates(data.images[data.labels == k], cfg.layers)
                 stats = real_statistics(rm, re, 1, w)
-                sm, se = net.forward_features(images[labels == k], cfg.layers)
+                sm, se = net.forward_intermediates(images[labels == k], cfg.layers)
                 total += float(matching_loss(stats, sm, se, 1, w))
     return total / n_nets
 
@@ -72,7 +72,7 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, callbacks=[Stop()])
     assert ckpt.exists()
-    with pytest.raises(OutputPathError, match="--resume"):
+    with pytest.raises(OutputPathError, match="`resume=True`"):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt)
     resumed = condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, resume=True)
     assert resumed.provenance["resumed_from"] == 3

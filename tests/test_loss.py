@@ -16,8 +16,8 @@ def reference_loss(net, real, syn, K, cfg):
     layers = list(cfg.layers) if (w.w_spatial or w.w_channel) else []
     for k in range(K):
         rk, sk = real[k * nr:(k + 1) * nr], syn[k * ns:(k + 1) * ns]
-        rm, re = net.forward_features(rk, layers)
-        sm, se = net.forward_features(sk, layers)
+        rm, re = net.forward_intermediates(rk, layers)
+        sm, se = net.forward_intermediates(sk, layers)
         for fr, fs in zip(rm, sm):
             def sp(f):
                 return F.normalize((f.abs() ** w.power).sum(1).flatten(1), dim=1)
@@ -44,8 +44,8 @@ def _setup(preset, **kw):
 
 def _ours(cfg, net, real, syn, K=3):
     layers = cfg.layers if (cfg.w_spatial or cfg.w_channel) else ()
-    rm, re = net.forward_features(real, layers)
-    sm, se = net.forward_features(syn, layers)
+    rm, re = net.forward_intermediates(real, layers)
+    sm, se = net.forward_intermediates(syn, layers)
     return atom_loss(rm, re, sm, se, K, LossWeights.from_config(cfg))
 
 

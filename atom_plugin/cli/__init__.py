@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from typing import Sequence
 
@@ -55,11 +56,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ATOMError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        print(f"error: {flag_message(one_line(exc), args.flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+# Core parameters whose flag has another name (the CLI's checkpoint lives in --out; a dataset's root is --data-root).
+_PARAM_TO_DEST = dict(root="data_root", checkpoint="out")
+_PARAM = re.compile(r"`([A-Za-z_]\w*)(?:=([^`]*))?`")
+
+
+def flag_message(message: str, flags: dict[str, argparse.Action]) -> str:
+    """Say a core message in the command's flags: the core names Python parameters in backticks (`ipc`,
+    `resume=True`, `device='cpu'`); each becomes the flag with that destination (``--ipc``, ``--resume``,
+    ``--device cpu``; a switch given its other value reads "leave out --no-download"). A parameter the command has no flag for keeps its Python spelling.
+
+    Args:
+        message: one line from :func:`atom_plugin.runner.one_line`.
+        flags: the command's argparse actions by ``dest``.
+    """
+    def flag(m: re.Match) -> str:
+        action = flags.get(_PARAM_TO_DEST.get(m.group(1), m.group(1)))
+        if action is None or not action.option_strings:
+            return m.group(0)
+        opt = max(action.option_strings, key=len)
+        value = m.group(2)
+        if value is None:
+            return opt
+        if action.nargs == 0:  # a switch: `resume=True` -> --resume; `download=True` -> leave out --no-download
+            return opt if value == str(action.const) else f"leave out {opt}"
+        return f"{opt} {value.strip(chr(39) + chr(34))}"
+
+    return _PARAM.sub(flag, message)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
     r.add_argument("--markdown", action="store_true", help="print a Markdown table")
     r.set_defaults(func=cmd_report)
+    for cmd in sub.choices.values():
+        cmd.set_defaults(flags={a.dest: a for a in cmd._actions})
     return p
 
 

@@ -11,9 +11,9 @@ from .._safeio import ensure_writable_dir
 from ..condensed import CondensedDataset
 from ..config import ATOMConfig
 from ..data import load_dataset, stratified_split
-from ..errors import ATOMError, CondensedFileError, ConfigError, OutputPathError
+from ..errors import ATOMError, CondensedFileError, OutputPathError
 from ..evaluate import evaluate
-from ..models import list_models
+from ..models import check_model
 from ..results import append_records, environment, read_records
 
 
@@ -34,8 +34,7 @@ def config_from_args(args: argparse.Namespace) -> ATOMConfig:
 
 
 def _check_model(name: str) -> None:
-    if str(name).lower() not in list_models():
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    check_model(name)  # the registry's own check (ConfigError naming the known models)
 
 
 def _check_counts(**values: int) -> None:

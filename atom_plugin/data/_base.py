@@ -170,7 +170,7 @@ def as_image_dataset(
         ys.append(y)
     if len({tuple(x.shape[1:]) for x in xs}) > 1:
         raise DataError(f"{name}: images of several shapes {sorted({tuple(x.shape[1:]) for x in xs})[:3]}; "
-                        "resize them to one size (e.g. with --image-size)")
+                        "resize them to one size (e.g. with `image_size`)")
     images = torch.cat(xs)
     labels = torch.cat(ys).long()
     n_cls = num_classes if num_classes is not None else (len(classes) if classes else int(labels.max()) + 1)
@@ -184,7 +184,7 @@ def _collate_first_two(items):
     if len(shapes) != 1 or not all(isinstance(it[0], torch.Tensor) for it in items):
         found = sorted(shapes)[:3]
         raise DataError(f"dataset items must be image tensors of one shape; found shapes {found}"
-                        " (resize the images to one size, e.g. with --image-size)")
+                        " (resize the images to one size, e.g. with `image_size`)")
     x = torch.stack([it[0] for it in items]).float()
     y = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
     return x, y

@@ -46,8 +46,8 @@ def _load(name, tv_name, root, split, image_size, download, num_classes, mean, s
     url = tv_cls.url
     d = find_or_download(name, root, probe=probe, download=download, downloader=downloader,
                          looked_for=f"{folder}/",
-                         how_to_get=f"download {url}, unpack it and pass --data-root DIR (or set $ATOM_DATA) "
-                                    f"to the folder containing {folder}/, or allow downloading")
+                         how_to_get=f"download {url}, unpack it and pass `root` (or set $ATOM_DATA) "
+                                    f"to the folder containing {folder}/, or allow downloading (`download=True`)")
     try:
         ds = _without_md5(tv_cls)(str(d), train=(split == "train"), download=False)
     except Exception as exc:  # unpickling errors, missing keys, wrong sizes

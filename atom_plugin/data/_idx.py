@@ -117,9 +117,9 @@ def load_fashion_mnist(root=None, *, split="train", image_size=None, download=Tr
                  system_dirs=FASHION_MNIST_SYSTEM_DIRS, tv_class="FashionMNIST", classes=FASHION_MNIST_CLASSES,
                  mean=DATASET_STATS["fashion-mnist"].mean, std=DATASET_STATS["fashion-mnist"].std,
                  dsa=DATASET_STATS["fashion-mnist"].dsa_strategy,
-                 how_to_get="get it with `apt-get install dataset-fashion-mnist` on Debian, or pass --data-root "
-                            "DIR (or set $ATOM_DATA) holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or allow downloading")
+                 how_to_get="get it with `apt-get install dataset-fashion-mnist` on Debian, or pass `root` "
+                            "(or set $ATOM_DATA) holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or allow downloading (`download=True`)")
 
 
 @register_dataset("mnist")
@@ -133,5 +133,5 @@ def load_mnist(root=None, *, split="train", image_size=None, download=True) -> I
                  system_dirs=MNIST_SYSTEM_DIRS, tv_class="MNIST", classes=tuple(str(i) for i in range(10)),
                  mean=DATASET_STATS["mnist"].mean, std=DATASET_STATS["mnist"].std,
                  dsa=DATASET_STATS["mnist"].dsa_strategy,
-                 how_to_get="pass --data-root DIR (or set $ATOM_DATA) holding the four MNIST idx files "
-                            "(train-images-idx3-ubyte[.gz], ...), or allow downloading")
+                 how_to_get="pass `root` (or set $ATOM_DATA) holding the four MNIST idx files "
+                            "(train-images-idx3-ubyte[.gz], ...), or allow downloading (`download=True`)")

@@ -78,7 +78,7 @@ def decode_images(paths: Sequence[str], mode: str, size: tuple[int, int] | None)
                 out = torch.empty((len(paths), arr.shape[2], arr.shape[0], arr.shape[1]), dtype=torch.uint8)
             elif arr.shape != first:
                 raise DataError(f"images of several sizes (e.g. {first[1]}x{first[0]} in {paths[0]} and "
-                                f"{arr.shape[1]}x{arr.shape[0]} in {paths[i]}); pass --image-size to resize them")
+                                f"{arr.shape[1]}x{arr.shape[0]} in {paths[i]}); pass `image_size` to resize them")
             out[i] = torch.from_numpy(arr).permute(2, 0, 1)
             i += 1
     return out
@@ -124,10 +124,10 @@ def _require_uniform(name: str, sizes: Counter, modes: Counter, examples: dict) 
     if len(sizes) > 1:
         (w1, h1), (w2, h2) = list(sizes)[:2]
         raise DataError(f"ImageFolder {name} holds images of several sizes (e.g. {w1}x{h1} in {examples[(w1, h1)]} "
-                        f"and {w2}x{h2} in {examples[(w2, h2)]}); pass --image-size to resize them to one size")
+                        f"and {w2}x{h2} in {examples[(w2, h2)]}); pass `image_size` to resize them to one size")
     if len(modes) > 1:
         raise DataError(f"ImageFolder {name} mixes grey and colour images (e.g. {examples['L']} and "
-                        f"{examples['RGB']}); pass --image-size to convert them all to the majority mode")
+                        f"{examples['RGB']}); pass `image_size` to convert them all to the majority mode")
 
 
 def _folder_split(folder: Path, split: str) -> Path:

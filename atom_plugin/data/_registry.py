@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError, DatasetNotFoundError
+from ..models import image_hw
 from ._base import ImageTensorDataset
 
 Loader = Callable[..., ImageTensorDataset]
@@ -53,21 +54,6 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def _image_size(image_size) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        h, w = (int(v) for v in image_size)
-        ok = (h, w) == tuple(image_size) and h > 0 and w > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(f"image_size must be a positive int or (height, width), got {image_size!r}")
-    return h, w
-
-
 def load_dataset(name, root=None, *, split: str = "train", image_size=None,
                  download: bool = True) -> ImageTensorDataset:
     """Load a dataset split into memory as a normalised :class:`ImageTensorDataset`.
@@ -100,12 +86,12 @@ def load_dataset(name, root=None, *, split: str = "train", image_size=None,
     _ensure_builtins()
     if split not in SPLITS:
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-    size = _image_size(image_size)
+    size = None if image_size is None else image_hw(image_size)
     if root is not None:
         root = Path(os.fspath(root)).expanduser()
         if not root.is_dir():
             what = "is not a directory" if root.exists() else "does not exist"
-            raise DatasetNotFoundError(f"data root {root} {what}; pass an existing directory as --data-root "
+            raise DatasetNotFoundError(f"data root {root} {what}; pass an existing directory as `root` "
                                        f"(or leave it out to search $ATOM_DATA and the default places)")
     key = _key(os.fspath(name))
     key = _ALIASES.get(key, key)

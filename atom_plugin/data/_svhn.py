@@ -48,7 +48,7 @@ def load_svhn(root=None, *, split="train", image_size=None, download=True) -> Im
     d = find_or_download("svhn", root, probe=probe, looked_for=f"{filename} (directly or in svhn/)", download=download,
                          downloader=lambda target: tvd.SVHN(str(target), split=split, download=True),
                          how_to_get=f"download http://ufldl.stanford.edu/housenumbers/{filename} and pass "
-                                    "--data-root DIR (or set $ATOM_DATA) holding it, or allow downloading")
+                                    "`root` (or set $ATOM_DATA) holding it, or allow downloading (`download=True`)")
     try:
         ds = svhn_no_md5(str(d), split=split, download=False)
     except Exception as exc:  # scipy's MatReadError, missing X/y keys, wrong ranks

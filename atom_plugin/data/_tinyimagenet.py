@@ -61,7 +61,7 @@ def load_tinyimagenet(root=None, *, split="train", image_size=None, download=Tru
 
     d = find_or_download("tinyimagenet", root, probe=probe, download=download,
                          looked_for=f"{FOLDER}/wnids.txt (or wnids.txt directly)",
-                         how_to_get=f"download {URL}, unzip it and pass --data-root DIR (or set $ATOM_DATA) "
+                         how_to_get=f"download {URL}, unzip it and pass `root` (or set $ATOM_DATA) "
                                     f"to the folder containing {FOLDER}/")
     wnids = sorted({row[0].strip() for row in _read_lines(d / "wnids.txt")})
     index = {w: i for i, w in enumerate(wnids)}

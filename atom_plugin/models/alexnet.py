@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import ConfigError
 from ._common import check_io, check_layers
 from ._registry import register_model
+from .layers import make_activation, make_pool
 
 
 class AlexNet(nn.Module):
@@ -32,7 +33,7 @@ class AlexNet(nn.Module):
             padding 4 in the first convolution (a 32x32 map after it); any other size gets padding 2.
 
     Attributes:
-        num_blocks: 5, the five ReLU outputs that ``forward_features`` can return.
+        num_blocks: 5, the five ReLU outputs that ``forward_intermediates`` can return.
         embed_dim: ``192 * h * w`` for the final ``h x w`` map (3072 for 28x28 and 32x32 inputs).
         feature_hw: ``(h, w)`` of the final map.
 
@@ -43,7 +44,8 @@ class AlexNet(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, image_size: Sequence[int] = (32, 32)):
         super().__init__()
-        h, w = check_io("AlexNet", channels, num_classes, image_size)
+        size = check_io("AlexNet", channels, num_classes, image_size)  # (H, W)
+        h, w = size
         pad0 = 4 if (h, w) == (28, 28) else 2
         # (cin, cout, kernel, padding, pool after the ReLU)
         spec = [(channels, 128, 5, pad0, True), (128, 192, 5, 2, True), (192, 256, 3, 1, False),
@@ -54,24 +56,28 @@ class AlexNet(nn.Module):
             h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
             if pool:
                 if h < 2 or w < 2:
-                    raise ConfigError(f"AlexNet needs larger images than {tuple(image_size)}: "
+                    raise ConfigError(f"AlexNet needs larger images than {size}: "
                                       f"stage {i} would max-pool a {h}x{w} map; use at least 8x8 images")
                 h, w = h // 2, w // 2
         self.convs = nn.ModuleList(convs)
         self.pool_after = tuple(s[4] for s in spec)
-        self.act = nn.ReLU()
-        self.pool = nn.MaxPool2d(2, 2)
+        self.act = make_activation("relu")
+        self.pool = make_pool("maxpool")
         self.feature_hw = (h, w)
         self.embed_dim = 192 * h * w
         self.num_blocks = len(spec)
         self.classifier = nn.Linear(self.embed_dim, num_classes)
 
-    def forward_features(self, x: torch.Tensor, layers: Sequence[int] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Run the feature extractor once.
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int] = ()
+                              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the feature extractor once, returning the matched stage outputs and the embedding.
+
+        timm's name for this entry point; unlike timm's, ``indices`` are 1-based, the maps come first and the
+        second output is the classifier's input (see :mod:`atom_plugin.models`).
 
         Args:
             x: ``(B, C, H, W)`` float32.
-            layers: 1-based stage indices (1..5) whose ReLU outputs (before any max-pool) are returned, in the
+            indices: 1-based stage indices (1..5) whose ReLU outputs (before any max-pool) are returned, in the
                 order given; repeats are allowed.
 
         Returns:
@@ -80,10 +86,10 @@ class AlexNet(nn.Module):
             ``embedding`` is ``(B, embed_dim)``, the flattened final map (the classifier's input).
 
         Raises:
-            ConfigError: a layer index outside ``1..5``.
+            ConfigError: an index outside ``1..5``.
         """
-        layers = check_layers(layers, self.num_blocks, "AlexNet")
-        wanted = set(layers)
+        indices = check_layers(indices, self.num_blocks, "AlexNet")
+        wanted = set(indices)
         acts: dict[int, torch.Tensor] = {}
         for d, (conv, pool) in enumerate(zip(self.convs, self.pool_after), start=1):
             x = self.act(conv(x))
@@ -91,15 +97,20 @@ class AlexNet(nn.Module):
                 acts[d] = x
             if pool:
                 x = self.pool(x)
-        return [acts[i] for i in layers], x.flatten(1)
+        return [acts[i] for i in indices], x.flatten(1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features before the classifier head (timm's ``forward_features``): ``(B, C, H, W)`` float32 ->
+        ``(B, embed_dim)`` float32, the flattened final map."""
+        return self.forward_intermediates(x, ())[1]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
-        return self.forward_features(x, ())[1]
+        """Alias of :meth:`forward_features`: ``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
+        return self.forward_features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` float32 -> ``(B, num_classes)`` logits."""
-        return self.classifier(self.embed(x))
+        return self.classifier(self.forward_features(x))
 
 
 @register_model("alexnet")

@@ -11,33 +11,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ._common import check_layers
+from ..errors import ConfigError, check_choice
+from ._common import check_layers, image_hw
 from ._registry import register_model
+from .layers import ACTIVATIONS, NORMS, POOLINGS, make_activation, make_norm, make_pool
 
-NORMS = ("instancenorm", "batchnorm", "groupnorm", "layernorm", "none")
-ACTIVATIONS = ("relu", "sigmoid", "leakyrelu")
-POOLINGS = ("avgpool", "maxpool", "none")
-
-
-def _norm(kind: str, channels: int, hw: tuple[int, int]) -> nn.Module:
-    if kind == "instancenorm":  # DC's "instancenorm": per-channel statistics with affine, = GroupNorm(C, C)
-        return nn.GroupNorm(channels, channels, affine=True)
-    if kind == "batchnorm":
-        return nn.BatchNorm2d(channels)
-    if kind == "groupnorm":
-        return nn.GroupNorm(4, channels, affine=True)
-    if kind == "layernorm":  # DC's layernorm: over (C, H, W) with element-wise affine
-        return nn.LayerNorm([channels, hw[0], hw[1]], elementwise_affine=True)
-    return nn.Identity()
-
-
-def _act(kind: str) -> nn.Module:
-    return {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyrelu": lambda: nn.LeakyReLU(0.01)}[kind]()
-
-
-def _pool(kind: str) -> nn.Module:
-    return {"avgpool": lambda: nn.AvgPool2d(2, 2), "maxpool": lambda: nn.MaxPool2d(2, 2), "none": nn.Identity}[kind]()
+__all__ = ["ACTIVATIONS", "NORMS", "POOLINGS", "ConvNet", "ConvNetBlock"]
 
 
 class ConvNetBlock(nn.Module):
@@ -46,9 +25,9 @@ class ConvNetBlock(nn.Module):
     def __init__(self, cin: int, cout: int, padding: int, hw: tuple[int, int], norm: str, act: str, pool: str):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=padding)
-        self.norm = _norm(norm, cout, hw)
-        self.act = _act(act)
-        self.pool = _pool(pool)
+        self.norm = make_norm(norm, cout, hw)
+        self.act = make_activation(act)
+        self.pool = make_pool(pool)
 
 
 class ConvNet(nn.Module):
@@ -68,12 +47,13 @@ class ConvNet(nn.Module):
     def __init__(self, channels: int, num_classes: int, image_size: Sequence[int] = (32, 32), *, width: int = 128,
                  depth: int = 3, norm: str = "instancenorm", act: str = "relu", pool: str = "avgpool"):
         super().__init__()
-        for value, allowed, what in ((norm, NORMS, "norm"), (act, ACTIVATIONS, "activation"), (pool, POOLINGS, "pooling")):
-            if value not in allowed:
-                raise ConfigError(f"unknown ConvNet {what} {value!r}; choose one of: {', '.join(allowed)}")
+        check_choice(norm, "ConvNet norm", NORMS)
+        check_choice(act, "ConvNet act", ACTIVATIONS)
+        check_choice(pool, "ConvNet pool", POOLINGS)
         if depth < 1 or width < 1:
             raise ConfigError(f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
-        h, w = int(image_size[0]), int(image_size[1])
+        image_size = image_hw(image_size)
+        h, w = image_size
         blocks = []
         cin = channels
         for d in range(depth):
@@ -95,37 +75,48 @@ class ConvNet(nn.Module):
         self.classifier = nn.Linear(self.embed_dim, num_classes)
         self.num_blocks = depth
 
-    def forward_features(self, x: torch.Tensor, layers: Sequence[int] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Run the feature extractor once.
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int] = ()
+                              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the feature extractor once, returning the matched block outputs and the embedding.
+
+        timm's name for this entry point; unlike timm's, ``indices`` are 1-based, the maps come first and the
+        second output is the classifier's input (see :mod:`atom_plugin.models`).
 
         Args:
             x: ``(B, C, H, W)`` float32.
-            layers: 1-based block indices whose activation outputs (after norm and activation, before pooling;
-                DataDAM's matched ReLU outputs) are returned, in the order given.
+            indices: 1-based block indices whose activation outputs (after norm and activation, before pooling;
+                DataDAM's matched ReLU outputs) are returned, in the order given; repeats are allowed.
 
         Raises:
-            ConfigError: a layer index outside ``1..depth``.
+            ConfigError: an index outside ``1..depth``.
 
         Returns:
-            ``(maps, embedding)``: ``maps[i]`` is ``(B, width, H_i, W_i)``; ``embedding`` is ``(B, embed_dim)``,
-            the flattened output of the last block (the input of the classifier).
+            ``(maps, embedding)``: ``maps[i]`` is ``(B, width, H_i, W_i)`` float32 (32, 16, 8 for ConvNet-3 on a
+            32x32 or 28x28 input); ``embedding`` is ``(B, embed_dim)`` float32, the flattened output of the last
+            block (the input of the classifier, = :meth:`forward_features`).
         """
-        layers = check_layers(layers, self.num_blocks, "ConvNet")
-        wanted = set(layers)
+        indices = check_layers(indices, self.num_blocks, "ConvNet")
+        wanted = set(indices)
         by_block: dict[int, torch.Tensor] = {}
         for d, block in enumerate(self.blocks, start=1):
             x = block.act(block.norm(block.conv(x)))
             if d in wanted:
                 by_block[d] = x
             x = block.pool(x)
-        return [by_block[d] for d in layers], self.flatten(x)
+        return [by_block[d] for d in indices], self.flatten(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features before the classifier head (timm's ``forward_features``): ``(B, C, H, W)`` float32 ->
+        ``(B, embed_dim)`` float32, the flattened output of the last block (its pooled map when pooling)."""
+        return self.forward_intermediates(x, ())[1]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
-        return self.forward_features(x, ())[1]
+        """Alias of :meth:`forward_features`: ``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
+        return self.forward_features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        """``(B, C, H, W)`` float32 -> ``(B, num_classes)`` logits."""
+        return self.classifier(self.forward_features(x))
 
 
 @register_model("convnet")

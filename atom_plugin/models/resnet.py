@@ -15,17 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ._registry import register_model
 from ._common import check_io, check_layers
+from .layers import make_norm
 
+#: The norms ResNet takes (a subset of :data:`atom_plugin.models.NORMS`, built by
+#: :func:`~atom_plugin.models.make_norm`).
 NORMS = ("instancenorm", "batchnorm")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "instancenorm":  # DC's "instancenorm": GroupNorm(C, C) with affine, as in ConvNet
-        return nn.GroupNorm(channels, channels, affine=True)
-    return nn.BatchNorm2d(channels)
+    return make_norm(kind, channels, choices=NORMS, what="ResNet norm")
 
 
 class BasicBlock(nn.Module):
@@ -60,7 +61,7 @@ class ResNet(nn.Module):
             ResNet-18).
 
     Attributes:
-        num_blocks: 4, the residual layers whose outputs ``forward_features`` can return.
+        num_blocks: 4, the residual layers whose outputs ``forward_intermediates`` can return.
         embed_dim: 512 (global average pool of the last layer).
         feature_hw: ``(h, w)`` of the last layer's map before pooling (4x4 for 28x28 and 32x32 inputs).
 
@@ -76,11 +77,10 @@ class ResNet(nn.Module):
                  norm: str = "instancenorm", num_blocks_per_layer: Sequence[int] = (2, 2, 2, 2),
                  name: str = "ResNet18"):
         super().__init__()
-        if norm not in NORMS:
-            raise ConfigError(f"unknown {name} norm {norm!r}; choose one of: {', '.join(NORMS)}")
+        check_choice(norm, f"{name} norm", NORMS)
         h, w = check_io(name, channels, num_classes, image_size)
         if h < 8 or w < 8:
-            raise ConfigError(f"{name} needs images of at least 8x8, got {tuple(image_size)}")
+            raise ConfigError(f"{name} needs images of at least 8x8, got {(h, w)}")
         if len(num_blocks_per_layer) != 4 or min(num_blocks_per_layer) < 1:
             raise ConfigError(f"{name} needs four residual layers of >= 1 block, got {tuple(num_blocks_per_layer)}")
         self.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
@@ -101,12 +101,16 @@ class ResNet(nn.Module):
         self.classifier = nn.Linear(self.embed_dim, num_classes)
         self._name = name
 
-    def forward_features(self, x: torch.Tensor, layers: Sequence[int] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Run the feature extractor once.
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int] = ()
+                              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the feature extractor once, returning the matched residual-layer outputs and the embedding.
+
+        timm's name for this entry point; unlike timm's, ``indices`` are 1-based, the maps come first and the
+        second output is the classifier's input (see :mod:`atom_plugin.models`).
 
         Args:
             x: ``(B, C, H, W)`` float32.
-            layers: 1-based residual-layer indices (1..4) whose outputs (after the final ReLU of the layer's last
+            indices: 1-based residual-layer indices (1..4) whose outputs (after the final ReLU of the layer's last
                 block) are returned, in the order given; repeats are allowed.
 
         Returns:
@@ -115,25 +119,30 @@ class ResNet(nn.Module):
             ``(B, 512)``, the spatial mean of layer 4's output (the classifier's input).
 
         Raises:
-            ConfigError: a layer index outside ``1..4``.
+            ConfigError: an index outside ``1..4``.
         """
-        layers = check_layers(layers, self.num_blocks, self._name)
-        wanted = set(layers)
+        indices = check_layers(indices, self.num_blocks, self._name)
+        wanted = set(indices)
         acts: dict[int, torch.Tensor] = {}
         x = F.relu(self.norm1(self.conv1(x)))
         for d, layer in enumerate(self.layers, start=1):
             x = layer(x)
             if d in wanted:
                 acts[d] = x
-        return [acts[i] for i in layers], F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return [acts[i] for i in indices], F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features before the classifier head (timm's ``forward_features`` followed by its pre-logits global
+        pool): ``(B, C, H, W)`` float32 -> ``(B, 512)`` float32, the spatial mean of layer 4's output."""
+        return self.forward_intermediates(x, ())[1]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, 512)`` embedding."""
-        return self.forward_features(x, ())[1]
+        """Alias of :meth:`forward_features`: ``(B, C, H, W)`` -> ``(B, 512)`` embedding."""
+        return self.forward_features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` float32 -> ``(B, num_classes)`` logits."""
-        return self.classifier(self.embed(x))
+        return self.classifier(self.forward_features(x))
 
 
 @register_model("resnet18")

@@ -12,18 +12,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ._registry import register_model
 from ._common import check_io, check_layers
+from .layers import make_activation, make_norm, make_pool
 
 VGG11_CFG: tuple = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+#: The norms VGG takes (a subset of :data:`atom_plugin.models.NORMS`, built by :func:`~atom_plugin.models.make_norm`).
 NORMS = ("instancenorm", "batchnorm")
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "instancenorm":  # DC's "instancenorm": GroupNorm(C, C) with affine, as in ConvNet
-        return nn.GroupNorm(channels, channels, affine=True)
-    return nn.BatchNorm2d(channels)
 
 
 class VGGStage(nn.Module):
@@ -32,9 +28,9 @@ class VGGStage(nn.Module):
     def __init__(self, cin: int, cout: int, padding: int, norm: str, pool: bool):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=padding)
-        self.norm = _norm(norm, cout)
-        self.act = nn.ReLU()
-        self.pool = nn.MaxPool2d(2, 2) if pool else nn.Identity()
+        self.norm = make_norm(norm, cout, choices=NORMS, what="VGG norm")
+        self.act = make_activation("relu")
+        self.pool = make_pool("maxpool" if pool else "none")
 
 
 class VGG(nn.Module):
@@ -46,8 +42,8 @@ class VGG(nn.Module):
         cfg: layer configuration (default VGG-11): ints are conv widths, ``"M"`` a max-pool.
 
     Attributes:
-        num_blocks: the number of convolutions (8 for VGG-11), i.e. the ReLU outputs ``forward_features``
-            can return.
+        num_blocks: the number of convolutions (8 for VGG-11), i.e. the ReLU outputs
+            ``forward_intermediates`` can return.
         embed_dim: ``512 * h * w`` for the final ``h x w`` map (512 for 28x28 and 32x32 inputs).
         feature_hw: ``(h, w)`` of the final map.
 
@@ -59,9 +55,9 @@ class VGG(nn.Module):
     def __init__(self, channels: int, num_classes: int, image_size: Sequence[int] = (32, 32), *,
                  norm: str = "instancenorm", cfg: Sequence = VGG11_CFG, name: str = "VGG11"):
         super().__init__()
-        if norm not in NORMS:
-            raise ConfigError(f"unknown {name} norm {norm!r}; choose one of: {', '.join(NORMS)}")
-        h, w = check_io(name, channels, num_classes, image_size)
+        check_choice(norm, f"{name} norm", NORMS)
+        size = check_io(name, channels, num_classes, image_size)  # (H, W)
+        h, w = size
         cfg = list(cfg)
         if not cfg or cfg[0] == "M":
             raise ConfigError(f"{name} configuration must start with a convolution width, got {cfg}")
@@ -76,7 +72,7 @@ class VGG(nn.Module):
             pool = i + 1 < len(cfg) and cfg[i + 1] == "M"
             if pool:
                 if h < 2 or w < 2:
-                    raise ConfigError(f"{name} needs larger images than {tuple(image_size)}: convolution "
+                    raise ConfigError(f"{name} needs larger images than {size}: convolution "
                                       f"{len(stages) + 1} would max-pool a {h}x{w} map; use 32x32 (or 28x28) images")
             stages.append(VGGStage(cin, int(v), pad, norm, pool))
             if pool:
@@ -89,12 +85,16 @@ class VGG(nn.Module):
         self.classifier = nn.Linear(self.embed_dim, num_classes)
         self._name = name
 
-    def forward_features(self, x: torch.Tensor, layers: Sequence[int] = ()) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Run the feature extractor once.
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int] = ()
+                              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run the feature extractor once, returning the matched stage outputs and the embedding.
+
+        timm's name for this entry point; unlike timm's, ``indices`` are 1-based, the maps come first and the
+        second output is the classifier's input (see :mod:`atom_plugin.models`).
 
         Args:
             x: ``(B, C, H, W)`` float32.
-            layers: 1-based convolution indices (1..num_blocks) whose ReLU outputs (after norm and ReLU, before
+            indices: 1-based convolution indices (1..num_blocks) whose ReLU outputs (after norm and ReLU, before
                 any max-pool) are returned, in the order given; repeats are allowed.
 
         Returns:
@@ -103,25 +103,30 @@ class VGG(nn.Module):
             for l = 1..8; ``embedding`` is ``(B, embed_dim)``, the flattened final map.
 
         Raises:
-            ConfigError: a layer index outside ``1..num_blocks``.
+            ConfigError: an index outside ``1..num_blocks``.
         """
-        layers = check_layers(layers, self.num_blocks, self._name)
-        wanted = set(layers)
+        indices = check_layers(indices, self.num_blocks, self._name)
+        wanted = set(indices)
         acts: dict[int, torch.Tensor] = {}
         for d, stage in enumerate(self.stages, start=1):
             x = stage.act(stage.norm(stage.conv(x)))
             if d in wanted:
                 acts[d] = x
             x = stage.pool(x)
-        return [acts[i] for i in layers], x.flatten(1)
+        return [acts[i] for i in indices], x.flatten(1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features before the classifier head (timm's ``forward_features``): ``(B, C, H, W)`` float32 ->
+        ``(B, embed_dim)`` float32, the flattened final map."""
+        return self.forward_intermediates(x, ())[1]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
-        return self.forward_features(x, ())[1]
+        """Alias of :meth:`forward_features`: ``(B, C, H, W)`` -> ``(B, embed_dim)`` embedding."""
+        return self.forward_features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` float32 -> ``(B, num_classes)`` logits."""
-        return self.classifier(self.embed(x))
+        return self.classifier(self.forward_features(x))
 
 
 @register_model("vgg11")

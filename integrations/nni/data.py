@@ -29,9 +29,9 @@ import numpy as np
 from atom_plugin import CondensedDataset
 from atom_plugin.data import ImageTensorDataset
 from atom_plugin.errors import ConfigError
+from atom_plugin.models import image_hw
 
 from .errors import ProxyMismatchError
-from .space import image_hw
 
 DatasetRef = Union[str, bytes, os.PathLike, ImageTensorDataset]
 PREFIX = "base64:"

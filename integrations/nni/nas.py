@@ -31,11 +31,12 @@ from typing import Any
 from torch import nn
 
 from atom_plugin.errors import ConfigError
+from atom_plugin.models import image_hw, make_activation
 
 from ._nni import require_nas
 from .data import DatasetRef, check_network_shape, prepare
 from .errors import InvalidArchitectureError
-from .space import DIMENSIONS, arch_key, build_network, check_architecture, image_hw, max_pooled_depth
+from .space import DIMENSIONS, arch_key, build_network, check_architecture, max_pooled_depth
 from .train import train_and_validate
 
 nni, _nas_nn, _nas_eval = require_nas()
@@ -46,8 +47,6 @@ LayerChoice = _nas_nn.LayerChoice
 FunctionalEvaluator = _nas_eval.FunctionalEvaluator
 
 _logger = logging.getLogger(__name__)
-
-_ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "leakyrelu": lambda: nn.LeakyReLU(0.01)}  # as the core's
 
 
 def _space_args(channels: int = 1, num_classes: int = 10, image_size=(28, 28)) -> tuple[int, int, tuple[int, int]]:
@@ -83,7 +82,7 @@ class ConvNetSpace(ModelSpace):
         self.width = self.add_mutable(nni.choice("width", list(DIMENSIONS["width"])))
         self.norm = self.add_mutable(nni.choice("norm", list(DIMENSIONS["norm"])))
         self.pool = self.add_mutable(nni.choice("pool", list(DIMENSIONS["pool"])))
-        self.act = LayerChoice({name: _ACTIVATIONS[name]() for name in DIMENSIONS["act"]}, label="act")
+        self.act = LayerChoice({name: make_activation(name) for name in DIMENSIONS["act"]}, label="act")
         limit = max_pooled_depth(hw)
         if limit < max(DIMENSIONS["depth"]):
             fits = self.pool == "none"

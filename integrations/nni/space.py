@@ -26,19 +26,30 @@ from typing import Iterable, Sequence
 from torch import nn
 
 from atom_plugin import build_model
-from atom_plugin.errors import ConfigError
+from atom_plugin.errors import ConfigError, check_choice
+from atom_plugin.models import ACTIVATIONS, NORMS, POOLINGS, image_hw
 
 from .errors import InvalidArchitectureError
 
 _logger = logging.getLogger(__name__)
 
-#: The dimensions and their values, in a fixed order (the order of :func:`all_architectures`).
+
+
+def _core_choices(values: tuple, name: str, core: tuple) -> tuple:
+    """``values`` in the space's own order, each checked to be a choice the core ConvNet builds
+    (``atom_plugin.models.NORMS`` / ``ACTIVATIONS`` / ``POOLINGS``); raises ConfigError at import otherwise."""
+    return tuple(check_choice(v, name, core) for v in values)
+
+
+#: The dimensions and their values, in a fixed order (the order of :func:`all_architectures` and of seeded
+#: samples, so it is DC's order, not the core's). act/norm/pool are the core ConvNet's choices
+#: (``atom_plugin.models.ACTIVATIONS``/``NORMS``/``POOLINGS``): all of them today, checked at import.
 DIMENSIONS: dict[str, tuple] = {
     "depth": (1, 2, 3, 4),
     "width": (32, 64, 128, 256),
-    "act": ("sigmoid", "relu", "leakyrelu"),
-    "norm": ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"),
-    "pool": ("none", "maxpool", "avgpool"),
+    "act": _core_choices(("sigmoid", "relu", "leakyrelu"), "act", ACTIVATIONS),
+    "norm": _core_choices(("none", "batchnorm", "layernorm", "instancenorm", "groupnorm"), "norm", NORMS),
+    "pool": _core_choices(("none", "maxpool", "avgpool"), "pool", POOLINGS),
 }
 #: Number of points in the space (720).
 SPACE_SIZE = 1
@@ -47,19 +58,6 @@ for _values in DIMENSIONS.values():
 
 #: The DC/DM default network (ConvNet-3, width 128, ReLU, instancenorm, average pooling).
 DEFAULT_ARCHITECTURE = {"depth": 3, "width": 128, "act": "relu", "norm": "instancenorm", "pool": "avgpool"}
-
-
-def image_hw(image_size) -> tuple[int, int]:
-    """``(H, W)`` from an int or a pair. Raises ConfigError for anything else."""
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        return image_size, image_size
-    try:
-        h, w = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ConfigError(f"image_size must be an int or (height, width), got {image_size!r}") from None
-    if h < 1 or w < 1:
-        raise ConfigError(f"image_size must be positive, got {image_size!r}")
-    return h, w
 
 
 def arch_key(arch: dict) -> str:

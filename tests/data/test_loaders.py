@@ -136,7 +136,7 @@ def test_not_found_names_every_place(tmp_path, monkeypatch):
     assert msg.startswith("fashion-mnist not found")
     for place in (root, env, system, tmp_path / "cache"):
         assert str(place) in msg
-    assert "FashionMNIST/raw" in msg and "apt-get install dataset-fashion-mnist" in msg and "--data-root" in msg
+    assert "FashionMNIST/raw" in msg and "apt-get install dataset-fashion-mnist" in msg and "`root`" in msg
 
 
 def test_failed_download_is_one_line(tmp_path, monkeypatch):
@@ -279,7 +279,7 @@ def test_imagefolder_mixed_sizes(tmp_path):
     with pytest.raises(DataError) as info:
         load_dataset(tmp_path)
     msg = assert_one_line(info)
-    assert "several sizes" in msg and "32x32" in msg and "40x30" in msg and "--image-size" in msg
+    assert "several sizes" in msg and "32x32" in msg and "40x30" in msg and "`image_size`" in msg
     ds = load_dataset(tmp_path, image_size=24)
     assert ds.images.shape == (6, 3, 24, 24)
 
@@ -288,7 +288,7 @@ def test_imagefolder_mixed_channels(tmp_path):
     write_imagefolder(tmp_path, modes=("L", "L", "RGBA"), n_per_class=3)
     with pytest.raises(DataError) as info:
         load_dataset(tmp_path)
-    assert "grey and colour" in assert_one_line(info) and "--image-size" in str(info.value)
+    assert "grey and colour" in assert_one_line(info) and "`image_size`" in str(info.value)
     ds = load_dataset(tmp_path, image_size=(32, 32))
     assert ds.images.shape == (9, 1, 32, 32)  # the majority (grey) wins
 

@@ -61,6 +61,22 @@ def test_sampled_architectures_build_and_run(channels, size):
         assert out.shape == (2, 10) and torch.isfinite(out).all()
 
 
+def test_space_choices_are_the_core_layer_choices_and_sizes_the_core_normalisation():
+    from atom_plugin.models import ACTIVATIONS, NORMS, POOLINGS, image_hw
+    from atom_plugin.integrations.nni import data, space
+
+    # DC's order (the order of the enumeration and of seeded samples), the core's values
+    assert DIMENSIONS["act"] == ("sigmoid", "relu", "leakyrelu") and set(DIMENSIONS["act"]) == set(ACTIVATIONS)
+    assert DIMENSIONS["norm"] == ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm")
+    assert set(DIMENSIONS["norm"]) == set(NORMS) and set(DIMENSIONS["pool"]) == set(POOLINGS)
+    assert space.image_hw is image_hw and data.image_hw is image_hw
+    assert max_pooled_depth(8) == max_pooled_depth((8, 8)) == 3
+    with pytest.raises(ConfigError, match="image_size must be a positive int"):
+        max_pooled_depth((0, 8))
+    with pytest.raises(ConfigError, match=r"must be one of: relu, sigmoid, leakyrelu \(got 'gelu'\)"):
+        space._core_choices(("relu", "gelu"), "act", ACTIVATIONS)
+
+
 def test_sampler_reaches_every_value_and_is_seeded():
     everything = sample_architectures(SPACE_SIZE, seed=3)
     assert coverage(everything) == {k: set(v) for k, v in DIMENSIONS.items()}

@@ -1,8 +1,9 @@
 """The network contract for every registered model, ConvNet's option grid, and the cross-architecture nets.
 
-Contract: ``forward(x) -> (B, num_classes)``; ``forward_features(x, layers) -> (maps, (B, embed_dim))`` with
-maps in the order of ``layers``; ``embed(x)`` is that embedding and ``forward`` is ``classifier(embed(x))``;
-gradients reach the input; ``reinit_`` re-draws every parameter deterministically from its generator.
+Contract: ``forward(x) -> (B, num_classes)``; ``forward_intermediates(x, indices) -> (maps, (B, embed_dim))``
+with maps in the order of ``indices``; ``forward_features(x)`` (and its alias ``embed``) is that embedding and
+``forward`` is ``classifier(forward_features(x))``; gradients reach the input; ``reinit_`` re-draws every parameter
+deterministically from its generator.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 from torch import nn
 
 from atom_plugin.errors import ConfigError
-from atom_plugin.models import build_model, list_models, reinit_
-from atom_plugin.models.convnet import ACTIVATIONS, NORMS, POOLINGS
+import atom_plugin
+from atom_plugin.models import (ACTIVATIONS, NORMS, POOLINGS, build_model, check_model, image_hw, is_model,
+                                list_models, make_activation, make_norm, make_pool, reinit_)
 
 B = 2
 K = 10
@@ -58,7 +60,7 @@ def test_contract(name, kwargs, c, s):
     logits = model(x)
     assert logits.shape == (B, K)
     layers = list(range(n, 0, -1))  # reversed: maps come back in the order asked for
-    maps, emb = model.forward_features(x, layers)
+    maps, emb = model.forward_intermediates(x, layers)
     assert emb.shape == (B, model.embed_dim)
     assert len(maps) == n
     expected = EXPECTED.get((name, s))
@@ -68,9 +70,11 @@ def test_contract(name, kwargs, c, s):
         assert [tuple(m.shape) for m in maps] == [(B, *shapes[i - 1]) for i in layers]
     else:  # a model registered elsewhere without a documented table: only the generic contract
         assert all(m.dim() == 4 and m.shape[0] == B for m in maps)
-    assert model.forward_features(x, [])[0] == []
+    assert model.forward_intermediates(x, [])[0] == []
 
-    # forward == classifier(embed); embed == the embedding of forward_features
+    # forward == classifier(forward_features); forward_features (and embed) == the embedding of forward_intermediates
+    if hasattr(model, "forward_features"):
+        assert torch.equal(model.forward_features(x), emb)
     torch.testing.assert_close(model.embed(x), emb)
     if isinstance(getattr(model, "classifier", None), nn.Module):
         torch.testing.assert_close(model.classifier(emb), logits)
@@ -132,7 +136,7 @@ def test_convnet_variants(opts, c, s):
     assert model.num_blocks == opts["depth"]
     assert model.embed_dim == opts["width"] * side * side
     x = _input(c, s)
-    maps, emb = model.forward_features(x, list(range(1, opts["depth"] + 1)))
+    maps, emb = model.forward_intermediates(x, list(range(1, opts["depth"] + 1)))
     assert [tuple(m.shape) for m in maps] == [(B, opts["width"], h, h) for h in sides]
     assert emb.shape == (B, model.embed_dim)
     logits = model(x)
@@ -157,7 +161,7 @@ def test_unknown_model_lists_names():
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet18"])
 def test_unknown_norm_raises(name):
-    with pytest.raises(ConfigError, match="norm 'layernorm'.*instancenorm, batchnorm"):
+    with pytest.raises(ConfigError, match=r"norm must be one of: instancenorm, batchnorm \(got 'layernorm'\)"):
         build_model(name, channels=3, num_classes=K, image_size=32, norm="layernorm")
 
 
@@ -187,7 +191,7 @@ def test_invalid_layer_index_names_range(name):
     n = model.num_blocks
     for bad in (0, n + 1, -1, "1", True, 1.0):
         with pytest.raises(ConfigError, match=rf"1\.\.{n}"):
-            model.forward_features(x, [1, bad])
+            model.forward_intermediates(x, [1, bad])
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -195,8 +199,8 @@ def test_repeated_layers_and_single_layer_match_full_pass(name):
     model = build_model(name, channels=1, num_classes=K, image_size=28).eval()
     x = _input(1, 28)
     with torch.no_grad():
-        full, emb = model.forward_features(x, list(range(1, model.num_blocks + 1)))
-        maps, emb2 = model.forward_features(x, (2, 1, 2))
+        full, emb = model.forward_intermediates(x, list(range(1, model.num_blocks + 1)))
+        maps, emb2 = model.forward_intermediates(x, (2, 1, 2))
     torch.testing.assert_close(emb, emb2)
     for got, want in zip(maps, (full[1], full[0], full[1])):
         torch.testing.assert_close(got, want)
@@ -209,6 +213,7 @@ def test_non_square_images(name, hw, dim):
     x = torch.randn(B, 3, *hw)
     assert model(x).shape == (B, K)
     assert model.embed(x).shape == (B, dim)
+    assert model.forward_features(x).shape == (B, dim)
 
 
 def test_instancenorm_is_groupnorm_per_channel_and_batchnorm_variant():
@@ -228,3 +233,60 @@ def test_resnet18_size_matches_dc():
     # DC's CIFAR ResNet-18 (3 input channels, 10 classes) has 11,173,962 parameters with GroupNorm(C, C)
     model = build_model("resnet18", channels=3, num_classes=10, image_size=32)
     assert sum(p.numel() for p in model.parameters()) == 11_173_962
+
+
+def test_is_model_and_check_model_are_the_registry_check():
+    for name in list_models():
+        assert is_model(name) and is_model(name.upper()) and check_model(name.upper()) == name
+    assert not is_model("resnet1000") and not is_model(None) and not is_model("")
+    assert atom_plugin.is_model is is_model
+    with pytest.raises(ConfigError, match="unknown model 'resnet1000'; choose one of: .*convnet"):
+        check_model("resnet1000")
+
+
+# ---- the shared layer choices and image sizes -------------------------------------------------------------
+
+
+def test_layer_factories_build_dc_layers():
+    gn = make_norm("instancenorm", 8)
+    assert isinstance(gn, nn.GroupNorm) and gn.num_groups == 8 and gn.affine
+    assert isinstance(make_norm("batchnorm", 8), nn.BatchNorm2d)
+    assert make_norm("groupnorm", 8).num_groups == 4
+    ln = make_norm("layernorm", 8, (4, 5))
+    assert isinstance(ln, nn.LayerNorm) and ln.normalized_shape == (8, 4, 5) and ln.elementwise_affine
+    assert isinstance(make_norm("none", 8), nn.Identity)
+    assert [type(make_activation(a)).__name__ for a in ACTIVATIONS] == ["ReLU", "Sigmoid", "LeakyReLU"]
+    assert make_activation("leakyrelu").negative_slope == 0.01
+    assert [type(make_pool(p)).__name__ for p in POOLINGS] == ["AvgPool2d", "MaxPool2d", "Identity"]
+    with pytest.raises(ConfigError, match="layernorm needs the map size"):
+        make_norm("layernorm", 8)
+    with pytest.raises(ConfigError, match=r"^norm must be one of: instancenorm, batchnorm \(got 'groupnorm'\)$"):
+        make_norm("groupnorm", 8, choices=("instancenorm", "batchnorm"))
+    with pytest.raises(ConfigError, match=r"^act must be one of: relu, sigmoid, leakyrelu \(got 'gelu'\)$"):
+        make_activation("gelu")
+    with pytest.raises(ConfigError, match=r"^pool must be one of: avgpool, maxpool, none \(got 'max'\)$"):
+        make_pool("max")
+
+
+@pytest.mark.parametrize("option,value", [("norm", "layer"), ("act", "gelu"), ("pool", "max")])
+def test_convnet_unknown_option_names_the_choices(option, value):
+    allowed = {"norm": NORMS, "act": ACTIVATIONS, "pool": POOLINGS}[option]
+    with pytest.raises(ConfigError) as info:
+        build_model("convnet", channels=1, num_classes=K, image_size=28, **{option: value})
+    assert str(info.value) == f"ConvNet {option} must be one of: {', '.join(allowed)} (got {value!r})"
+
+
+@pytest.mark.parametrize("size,hw", [(28, (28, 28)), ((32, 28), (32, 28)), ([16, 8], (16, 8)),
+                                     (torch.Size([4, 4]), (4, 4)), ((32.0, 32), (32, 32))])
+def test_image_hw_normalises(size, hw):
+    got = image_hw(size)
+    assert got == hw and all(type(v) is int for v in got)
+
+
+@pytest.mark.parametrize("size", [0, -1, True, (0, 32), (32,), (32, 32, 3), (32.5, 32), "32", ("32", "32"), None,
+                                  (True, 4)])
+def test_image_hw_rejects(size):
+    with pytest.raises(ConfigError, match="image_size must be a positive int or \\(height, width\\)"):
+        image_hw(size)
+    with pytest.raises(ConfigError, match="image_size"):
+        build_model("convnet", channels=1, num_classes=K, image_size=size)
