@@ -31,10 +31,10 @@ from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 from atom_plugin.results import append_records, environment, read_records
 from atom_plugin.results import atomic_write_text
+from atom_plugin.integrations.avalanche import METHODS  # the one method list (importing it needs no Avalanche)
 
 BENCHMARK = "SplitFMNIST-5"
 KEY = ("benchmark", "method", "memory", "seed", "budget", "device")
-METHOD_ORDER = ("naive", "replay", "herding", "gdumb", "atom-replay", "atom-gdumb")
 _BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
                  "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
 
@@ -74,8 +74,7 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
         for r in recs:
             groups.setdefault((int(r["memory"]), r["method"]), []).append(r)
         means: dict[tuple[int, str], float] = {}
-        for (mem, method) in sorted(groups, key=lambda k: (k[0], METHOD_ORDER.index(k[1])
-                                                           if k[1] in METHOD_ORDER else 99)):
+        for (mem, method) in sorted(groups, key=lambda k: (k[0], METHODS.index(k[1]) if k[1] in METHODS else 99)):
             rs = groups[(mem, method)]
             acc = [r["final_avg_accuracy"] for r in rs if r.get("final_avg_accuracy") is not None]
             fgt = [r["avg_forgetting"] for r in rs if r.get("avg_forgetting") is not None]
@@ -119,14 +118,14 @@ def plot(records: list[dict], path: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, (budget, mem) in zip(axes[0], panels):
-        for method in METHOD_ORDER:
+        for method in METHODS:
             curves = [r["acc_curve"] for r in records if r["method"] == method and int(r["memory"]) == mem
                       and r.get("budget", "full") == budget and r.get("acc_curve")]
             if not curves:
                 continue
             n = min(len(c) for c in curves)
             mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
-            ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{METHOD_ORDER.index(method)}",
+            ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{METHODS.index(method)}",
                     linestyle="-" if method.startswith("atom") else "--")
         ax.set_title(f"memory {mem}" + (f" ({budget} budget)" if budget != "full" else ""))
         ax.set_xlabel("experiences trained")
@@ -157,7 +156,7 @@ def main() -> None:
     ap.add_argument("--memories", type=int, nargs="+", default=None, help="memory sizes in images "
                     "(default 100 200 500, in that order; 10 with --quick)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="class orders / model inits")
-    ap.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=METHOD_ORDER)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--budget", choices=("full", "cpu", "quick"), default="full",
                     help="recipe: full (Recipe(), for a GPU), cpu (CPU_RECIPE, a reduced recipe for 2 CPU cores) or "

@@ -10,26 +10,33 @@ Install with ``pip install 'atom-plugin[avalanche]'`` (avalanche-lib 0.6.0). See
 
 Modules (one plugin per file; the core ``atom_plugin`` never imports Avalanche):
     buffer      -- :class:`ATOMBuffer`, the storage policy (policies ``"budget"`` and ``"per_class"``)
+    groups      -- :class:`CondensedGroup` (one per (task, class)) and the condense / re-condense loops
+    shares      -- the share rules: images per class after an update, capacity checks (needs no Avalanche)
+    experience  -- reading an experience (tensors, shape checks, normalisation)
     replay      -- :class:`ATOMReplayPlugin` (condenses *after* training on an experience)
     gdumb       -- :class:`CondensedGDumbPlugin` (condenses *before* training; trains on the memory only)
     comparison  -- the six-method comparison and its single training :class:`Recipe`
+    methods     -- :data:`METHODS`, the comparison's method list (needs no Avalanche)
     data        -- :func:`fashion_mnist_root` (needs no Avalanche): a ``dataset_root`` for ``SplitFMNIST``
+    _compat     -- the guarded import and the only uses of Avalanche internals
 
-Everything but ``data`` and :class:`AvalancheMissingError` is imported on first use; without Avalanche that
-raises :class:`AvalancheMissingError` (an ``ImportError``) naming ``pip install 'atom-plugin[avalanche]'``.
+Everything but ``data``, ``methods`` and :class:`AvalancheMissingError` is imported on first use; without Avalanche
+that raises :class:`AvalancheMissingError` (an ``ImportError``) naming ``pip install 'atom-plugin[avalanche]'``.
 """
 from __future__ import annotations
 
 import importlib
 
 from .data import default_cache_dir, fashion_mnist_root
+from .methods import METHODS
 
 _LAZY = {
     "AvalancheMissingError": "_compat", "INSTALL_HINT": "_compat", "require_avalanche": "_compat",
-    "ATOMBuffer": "buffer", "POLICIES": "buffer", "DEFAULT_ITERATIONS": "buffer", "default_config": "buffer",
+    "ATOMBuffer": "buffer", "POLICIES": "shares", "DEFAULT_ITERATIONS": "groups", "default_config": "groups",
+    "CondensedGroup": "groups",
     "ATOMReplayPlugin": "replay",
     "CondensedGDumbPlugin": "gdumb",
-    "METHODS": "comparison", "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
+    "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
     "Recipe": "comparison", "build_strategy": "comparison",
     "herding_policy": "comparison", "results_table": "comparison", "run_method": "comparison",
 }
@@ -42,4 +49,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["default_cache_dir", "fashion_mnist_root", *_LAZY]
+__all__ = ["METHODS", "default_cache_dir", "fashion_mnist_root", *_LAZY]

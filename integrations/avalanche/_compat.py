@@ -1,5 +1,6 @@
 """The adapter's contact with Avalanche itself: the guarded import (every module of this adapter imports Avalanche
-through here) and the one reader of Avalanche 0.6's private dataset tree (the benchmark's ``Normalize``)."""
+through here), the one reader of Avalanche 0.6's private dataset tree (the benchmark's ``Normalize``) and the one
+use of a private Avalanche helper (:func:`tensor_dataset`)."""
 from __future__ import annotations
 
 import importlib
@@ -30,6 +31,14 @@ def require_avalanche() -> ModuleType:
         raise AvalancheMissingError(
             f"the Avalanche integration needs avalanche-lib {SUPPORTED}, which is not importable ({exc}); "
             f"install it with: {INSTALL_HINT}") from exc
+
+
+def tensor_dataset(x: torch.Tensor, y: torch.Tensor, task_labels: list[int]):
+    """An Avalanche classification dataset of ``(x[i] (C, H, W), int y[i], int task_labels[i])`` items, the form
+    of a benchmark's samples (the public ``make_tensor_classification_dataset`` is gone since Avalanche 0.5)."""
+    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
+
+    return _make_taskaware_tensor_classification_dataset(x, y, task_labels=task_labels)
 
 
 # -- reading the benchmark's normalisation (Avalanche 0.6 dataset internals; best effort) ----------------------------

@@ -1,56 +1,19 @@
 """``ATOMBuffer``: an Avalanche storage policy whose memory holds ATOM-condensed images instead of real samples.
 
-After an experience, :meth:`ATOMBuffer.post_adapt` reads the experience's dataset through its *eval* transforms
-(deterministic: no random augmentation) into an :class:`atom_plugin.ImageTensorDataset`, condenses its classes
-with :func:`atom_plugin.condense` on the strategy's device, and stores the synthetic images as ``(x, y, task_label)``
-items with the benchmark's own shape, dtype and normalisation (the replay loader collates memory items with the
-current experience's collate function, so they must look like the benchmark's samples).
-
-Memory policies ("memory" always means the total number of stored images):
-
-``policy="budget"`` (default)
-    A fixed total of ``max_size`` images. With K classes seen so far, the class of arrival rank r (0-based; classes
-    of one experience are ranked by (task label, class index)) owns ``max_size // K + (1 if r < max_size % K else
-    0)`` images: floor plus one extra image for the first-seen classes. This share never grows as K grows, so when
-    new classes arrive every old class whose share shrank is *re-condensed* into fewer images with the same loss
-    (:func:`atom_plugin.recondense`: its current synthetic images play the real data, since the real data is gone)
-    -- never truncated. The memory is full (``max_size`` images) after every experience, unless a class had fewer
-    real samples than its share (see below).
-``policy="per_class"``
-    A fixed number of images per class (``images_per_class``, default ``config.ipc``); the memory grows with the
-    classes, as in DM's continual-learning protocol; ``max_size`` is a hard cap (an error names the numbers when
-    the classes seen no longer fit).
-
-Source of truth: :attr:`ATOMBuffer.condensed`, one :class:`atom_plugin.CondensedDataset` per ``(task label,
-class)``, in arrival order; ``buffer`` (the Avalanche dataset) is rebuilt from it after every change.
-
-Bad input (one-line errors from :mod:`atom_plugin.errors`, or documented fallbacks; never a silent empty buffer):
-
-* more classes than ``max_size`` images (budget), or classes that no longer fit (per_class): ``ConfigError``;
-* a class with fewer real samples than its share: ``small_class="cap"`` (default) stores it with as many
-  condensed images as it has real samples and warns (the unused slots stay empty: total < max_size);
-  ``small_class="error"`` raises ``DataError``;
-* an experience whose images have another shape than those in memory, non-tensor samples, or an empty
-  experience: ``DataError``;
-* no device (the strategy has no ``.device`` and none was given): ``ConfigError``;
-* a class seen again in a later experience (not the case in class-incremental benchmarks): its memory is
-  condensed anew from the new real data (keeping its arrival rank), with a warning.
-
-Normalisation: read from the benchmark's ``Normalize`` transform (searched through Avalanche 0.6's transform
-groups of the dataset tree) or given as ``mean``/``std``; compared with the core's statistics for that dataset
-(e.g. Avalanche normalises Fashion-MNIST with 0.2860, the core with 0.2861) within ``norm_tolerance``; all of
-it is recorded in :attr:`ATOMBuffer.normalization`. The condensation itself happens in whatever space the eval
-transforms produce; the statistics are metadata (denormalising, provenance).
-
-Condensation runs in one process (no Avalanche distributed support is declared); its wall time per experience
-is recorded in :attr:`ATOMBuffer.history` and published to the strategy's evaluator as the metrics
-``CondenseTime_Exp/train_phase/train_stream/Exp<NNN>`` (seconds), ``CondenseTime_Total/train_phase/train_stream``
-and ``MemorySize/train_phase/train_stream`` (images), which Avalanche's loggers print.
+Built on Avalanche's ``BalancedExemplarsBuffer``: one :class:`.groups.CondensedGroup` per ``(task label, class)``, in
+arrival order. After an experience, :meth:`ATOMBuffer.post_adapt` reads it through its *eval* transforms, condenses
+its classes with :func:`atom_plugin.condense` on the strategy's device and stores ``(x, y, task_label)`` items with
+the benchmark's shape, dtype and normalisation (the replay loader collates them with the experience's collate_fn).
+Policies ("memory" = total stored images): ``"budget"`` (default) shares ``max_size`` among the classes seen
+(Avalanche's ``get_group_lengths``); a share never grows, and old classes whose share shrank are *re-condensed*
+(:func:`atom_plugin.recondense`), never truncated. ``"per_class"``: ``images_per_class`` per class, ``max_size`` a
+hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
+are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
+strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only).
 """
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Sequence
 
 import torch
@@ -58,45 +21,30 @@ import torch
 from ._compat import require_avalanche
 
 require_avalanche()
-from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset  # noqa: E402
+from avalanche.benchmarks.utils import concat_datasets  # noqa: E402
 from avalanche.evaluation.metric_results import MetricValue  # noqa: E402
-from avalanche.training.storage_policy import ExemplarsBuffer  # noqa: E402
+from avalanche.training.storage_policy import BalancedExemplarsBuffer  # noqa: E402
 
-from atom_plugin import (ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset,  # noqa: E402
-                         ProgressBar, condense, merge_condensed, recondense)
+from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset  # noqa: E402
+from atom_plugin import ProgressBar, merge_condensed  # noqa: E402
 from atom_plugin.data import DEFAULT_DSA_STRATEGY  # noqa: E402
-from atom_plugin.errors import ConfigError, DataError  # noqa: E402
+from atom_plugin.errors import ConfigError, check_choice  # noqa: E402
 
-from .experience import read_experience, resolve_normalization  # noqa: E402
-
-POLICIES = ("budget", "per_class")
-SMALL_CLASS_RULES = ("cap", "error")
-#: Condensation iterations per experience when no config is given (about 10 s per experience on an H100 at
-#: IPC 10; 8000 as in DataDAM's table is the core default for one-off condensation).
-DEFAULT_ITERATIONS = 1000
-
-Key = tuple[int, int]  # (task label, class index)
+from .experience import peek_experience, read_experience, resolve_normalization  # noqa: E402
+from .groups import CondensedGroup, condense_classes, default_config, recondense_groups, widen  # noqa: E402
+from .shares import POLICIES, SMALL_CLASS_RULES, Key, check_capacity, class_counts, plan_sizes, policy_ipc  # noqa: E402
 
 
-def default_config() -> ATOMConfig:
-    """The buffer's default condensation settings: the ``atom`` loss with :data:`DEFAULT_ITERATIONS`, plain images
-    (factor 1) and random matching networks -- the memory counts stored images, one training sample each."""
-    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS, factor=1, networks="random")
-
-
-class ATOMBuffer(ExemplarsBuffer):
+class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
     """Storage policy holding ATOM-condensed images (see the module doc for the policies and the bad-input rules).
 
     Args:
         max_size: total images the memory may hold (the ``mem_size`` of the plugins).
-        config: condensation settings (:class:`atom_plugin.ATOMConfig`; default :func:`default_config`). Its
-            ``ipc`` is ignored by ``policy="budget"`` (shares come from ``max_size``) and is the default
-            ``images_per_class`` of ``policy="per_class"``.
-        policy: ``"budget"`` or ``"per_class"``.
-        images_per_class: the fixed IPC of ``policy="per_class"`` (must be None for ``"budget"``).
-        seed: base seed; the condensation of experience e, call j uses seed ``seed * 1_000_003 + 1000 * e + j``.
+        config: condensation settings (default :func:`default_config`); its ``ipc`` is the default
+            ``images_per_class`` of ``policy="per_class"`` and is ignored by ``"budget"``.
+        policy: ``"budget"`` or ``"per_class"``. images_per_class: the IPC of ``"per_class"`` (None for budget).
+        seed: base seed (experience e, call j: ``seed * 1_000_003 + 1000 * e + j``). progress: a tqdm bar per call.
         device: where to condense (``"cpu"``, ``"cuda"``, ...); default: the strategy's ``.device``.
-        progress: show a tqdm bar (stderr) per condensation call.
         small_class: ``"cap"`` or ``"error"`` for a class with fewer real samples than its share.
         recondense_iterations: iterations when shrinking old classes (default: ``config.iterations``).
         mean, std: the benchmark's normalisation, when it cannot be read from a ``Normalize`` transform.
@@ -105,11 +53,11 @@ class ATOMBuffer(ExemplarsBuffer):
         loader_batch_size: minibatch size used to read an experience through its eval transforms.
 
     Attributes:
-        ipc: the fixed images per class of ``policy="per_class"`` (None under ``"budget"``).
-        condensed: ``{(task, class): CondensedDataset}`` in arrival order (images ``(n, C, H, W)`` float32).
-        buffer: the Avalanche dataset of ``(x (C, H, W) benchmark dtype, y int, task_label int)`` items.
+        buffer_groups: ``{(task, class): CondensedGroup}`` in arrival order; ``condensed``: the same as
+            ``{(task, class): CondensedDataset}``; ``buffer``: all groups' items as one Avalanche dataset.
+        ipc: the images per class of ``policy="per_class"`` (None under ``"budget"``).
         history: one dict per update: experience, new classes, images per class, re-condensed classes,
-            ``seconds`` (condensation wall time, s), ``read_seconds`` (reading the experience, s), memory size.
+            ``seconds`` (condensation wall time), ``read_seconds`` (reading the experience), memory size.
         normalization: ``mean``, ``std``, ``source`` ("Normalize transform", "argument" or "unknown"),
             ``dataset`` (torchvision class), ``core_dataset``, ``core_mean``, ``core_std``, ``matches_core``.
 
@@ -125,59 +73,46 @@ class ATOMBuffer(ExemplarsBuffer):
                  loader_batch_size: int = 1024):
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise ConfigError(f"max_size (mem_size) must be a whole number of images >= 1, got {max_size!r}")
-        if policy not in POLICIES:
-            raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-        if small_class not in SMALL_CLASS_RULES:
-            raise ConfigError(f"small_class must be one of {', '.join(SMALL_CLASS_RULES)}, got {small_class!r}")
+        self.policy = check_choice(policy, "policy", POLICIES)
+        self.small_class = check_choice(small_class, "small_class", SMALL_CLASS_RULES)
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (the benchmark's normalisation), or neither")
-        super().__init__(max_size)
+        super().__init__(max_size, adaptive_size=True)
         cfg = config if config is not None else default_config()
         if cfg.factor not in (None, 1):
             raise ConfigError(f"config.factor={cfg.factor}: the ATOM buffer stores plain images (factor 1) for now; "
                               "use factor=1 (factorised memories are planned)")
-        cfg = cfg.replace(factor=1)  # the memory counts stored images, one training sample each
-        cfg.resolved()  # validate now, not after the first experience's training
-        self.config = cfg
-        self.policy = policy
-        if policy == "budget":
-            if images_per_class is not None:
-                raise ConfigError("images_per_class applies only to policy='per_class'; the budget policy "
-                                  "shares max_size among the classes seen")
-            self.ipc = None
-        else:
-            ipc = cfg.ipc if images_per_class is None else images_per_class
-            if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
-                raise ConfigError(f"images_per_class must be a whole number >= 1, got {ipc!r}")
-            if ipc > max_size:
-                raise ConfigError(f"images_per_class={ipc} exceeds max_size={max_size}: not even one class fits")
-            self.ipc = ipc
+        self.config = cfg.replace(factor=1)  # the memory counts stored images, one training sample each
+        self.config.resolved()  # validate now, not after the first experience's training
+        self.ipc = policy_ipc(policy, images_per_class, cfg.ipc, max_size)
         if recondense_iterations is not None and recondense_iterations < 0:
             raise ConfigError(f"recondense_iterations must be >= 0, got {recondense_iterations}")
-        self.recondense_iterations = recondense_iterations
-        self.seed = int(seed)
-        self.device = device
-        self.progress = progress
-        self.small_class = small_class
-        self.user_mean = tuple(float(m) for m in mean) if mean is not None else None
-        self.user_std = tuple(float(s) for s in std) if std is not None else None
-        self.norm_tolerance = float(norm_tolerance)
-        self.callbacks = list(callbacks)
-        self.loader_batch_size = int(loader_batch_size)
-
-        self.condensed: dict[Key, CondensedDataset] = {}
+        self.recondense_iterations, self.seed = recondense_iterations, int(seed)
+        self.device, self.progress = device, progress
+        mean, std = (tuple(map(float, mean)), tuple(map(float, std))) if mean is not None else (None, None)
+        self.user_mean, self.user_std, self.norm_tolerance = mean, std, float(norm_tolerance)
+        self.callbacks, self.loader_batch_size = list(callbacks), int(loader_batch_size)
         self.history: list[dict[str, Any]] = []
         self.normalization: dict[str, Any] | None = None
         self.image_shape: tuple[int, ...] | None = None
         self.item_dtype: torch.dtype | None = None
-        self.num_classes = 0
-        self.dsa_strategy: str | None = None
-        self.dataset_name = "avalanche"
+        self.num_classes, self.dsa_strategy, self.dataset_name = 0, None, "avalanche"
 
     # -- facts -------------------------------------------------------------------------------------------------
+    @property
+    def buffer(self):
+        """All groups' items as one Avalanche dataset, rebuilt after every change (Avalanche's property concatenates
+        the groups on every read; the plugins read it several times per experience and GDumb trains on it)."""
+        return self._buffer
+
+    @property
+    def condensed(self) -> dict[Key, CondensedDataset]:
+        """``{(task, class): CondensedDataset}`` in arrival order (a view of the groups)."""
+        return {k: g.condensed for k, g in self.buffer_groups.items()}
+
     def images_per_key(self) -> dict[Key, int]:
         """``{(task, class): images held}`` in arrival order."""
-        return {k: len(cd) for k, cd in self.condensed.items()}
+        return {k: len(g.condensed) for k, g in self.buffer_groups.items()}
 
     def images_per_class(self) -> dict[int, int]:
         """``{class: images held}`` summed over task labels."""
@@ -197,165 +132,133 @@ class ATOMBuffer(ExemplarsBuffer):
         Raises:
             ConfigError: the memory is empty, or one class is stored under two task labels.
         """
-        if not self.condensed:
+        if not self.buffer_groups:
             raise ConfigError("the memory is empty: no experience has been condensed yet")
         return merge_condensed(list(self.condensed.values()))
+
+    def get_group_lengths(self, num_groups: int) -> list[int]:
+        """Images per group for ``num_groups`` groups in arrival order, before the caps of :func:`.plan_sizes`.
+        Budget: Avalanche's adaptive rule (``max_size // K``, one more for the first ``max_size % K`` groups).
+        Per-class: ``ipc`` each -- overridden because Avalanche's fixed rule is ``max_size // total_num_groups``
+        with a group count known up front, whereas ours fixes the images per class whatever ``max_size`` is."""
+        return [self.ipc] * num_groups if self.policy == "per_class" else super().get_group_lengths(num_groups)
 
     # -- Avalanche storage-policy API ----------------------------------------------------------------------------
     def post_adapt(self, agent_state, exp) -> None:
         """Condense the experience's classes into the memory (re-condensing old classes under the budget policy).
 
         Args:
-            agent_state: the strategy (``.device`` unless ``device`` was given; its ``evaluator`` receives the
-                condensation-time metrics when present).
-            exp: the experience whose ``dataset`` (read with its eval transforms) is condensed.
+            agent_state: the strategy (its ``.device`` unless ``device`` was given; its ``evaluator``, when present,
+                receives the condensation-time metrics). exp: the experience (its ``dataset`` is read in eval mode).
 
         Raises:
-            ConfigError, DataError: see the module doc.
+            ConfigError, DataError: see the module doc (the memory is unchanged when they are raised).
         """
         device = self._device(agent_state)
         exp_id = int(getattr(exp, "current_experience", len(self.history)))
         t_read = time.perf_counter()
         x, y, t = self.read_experience(exp)
         read_seconds = time.perf_counter() - t_read
-        if self.normalization is None:
-            self._set_normalization(exp.dataset, x.shape[1])
-        counts: dict[Key, int] = {}
-        for key, n in zip(*torch.unique(torch.stack([t, y], 1), dim=0, return_counts=True)):
-            counts[(int(key[0]), int(key[1]))] = int(n)
-        counts = dict(sorted(counts.items()))
+        counts = class_counts(y, t)
         self._grow_classes(int(y.max()) + 1)
-        targets = self._plan(counts, exp_id)
-
+        sizes = self._plan(counts, exp_id)
         t0 = time.perf_counter()
-        call = 0
-        recondensed: list[Key] = []
-        # 1. shrink old classes whose share went down: condense their synthetic images into fewer.
-        groups: dict[tuple[int, int], list[Key]] = {}
-        for key, cd in self.condensed.items():
-            if key not in counts and targets[key] < len(cd):
-                groups.setdefault((key[0], targets[key]), []).append(key)
-        for (_, ipc), keys in groups.items():
-            cfg = self.config if self.recondense_iterations is None else \
-                self.config.replace(iterations=self.recondense_iterations)
-            merged = merge_condensed([self.condensed[k] for k in keys])
-            out = recondense(merged, ipc, cfg, device=device, seed=self._seed(exp_id, call),
-                             callbacks=self._callbacks(f"exp {exp_id}: re-condense {len(keys)} classes to {ipc}"))
-            call += 1
-            for key in keys:
-                self.condensed[key] = out.subset([key[1]])
-            recondensed += keys
-        # 2. condense the new classes from the experience's real data, one call per (task, IPC).
-        new_groups: dict[tuple[int, int], list[Key]] = {}
-        for key in counts:
-            new_groups.setdefault((key[0], targets[key]), []).append(key)
-        for (task, ipc), keys in new_groups.items():
-            mask = t == task
-            data = ImageTensorDataset(x[mask], y[mask], self._class_names(), self.normalization["mean"],
-                                      self.normalization["std"], name=self.dataset_name,
-                                      dsa_strategy=self.dsa_strategy or DEFAULT_DSA_STRATEGY)
-            out = condense(data, self.config.replace(ipc=ipc), device=device, seed=self._seed(exp_id, call),
-                           classes=[k for _, k in keys],
-                           callbacks=self._callbacks(f"exp {exp_id}: condense {len(keys)} classes x {ipc}"))
-            call += 1
-            for key in keys:
-                self.condensed.pop(key, None)  # a returning class is replaced; _reorder restores its rank
-                self.condensed[key] = out.subset([key[1]])
-        self._reorder(targets)
-        seconds = time.perf_counter() - t0
-        self._rebuild()
-        rec = dict(experience=exp_id, new_classes=[list(k) for k in counts],
-                   images_per_class={f"{tk}/{k}": len(cd) for (tk, k), cd in self.condensed.items()},
-                   recondensed=[list(k) for k in recondensed], seconds=seconds, read_seconds=read_seconds,
-                   memory_size=len(self.buffer), device=str(device))
-        self.history.append(rec)
-        self._publish(agent_state, exp_id, rec)
+        old = recondense_groups(self.buffer_groups, {k: n for k, n in sizes.items() if k not in counts},
+                                self._recondense_config(), device=device, seed=lambda j: self._seed(exp_id, j),
+                                callbacks=self._callbacks, label=f"exp {exp_id}")
+        new = condense_classes(lambda task: self._real_data(x[t == task], y[t == task]),
+                               {k: sizes[k] for k in counts}, self.config, device=device,
+                               seed=lambda j: self._seed(exp_id, len(old) + j), callbacks=self._callbacks,
+                               label=f"exp {exp_id}")
+        groups = {**self.buffer_groups, **{key: CondensedGroup(self, key, cd) for key, cd in new.items()}}
+        self.buffer_groups = {key: groups[key] for key in sizes}  # arrival order (a returning class keeps its rank)
+        self._record(agent_state, exp_id, list(counts), [k for batch in old for k in batch], t0, read_seconds, device)
 
     def resize(self, strategy, new_size: int) -> None:
-        """Change ``max_size``. Budget: every class's share is recomputed and classes above it are re-condensed
-        (shares never grow back: old classes' real data is gone). Per-class: if the memory no longer fits, every
-        class is re-condensed to ``new_size // K`` images (that becomes :attr:`ipc`).
+        """Change ``max_size``. Budget: shares are recomputed and classes above theirs re-condensed (shares never
+        grow back). Per-class: if the memory no longer fits, every class is re-condensed to ``new_size // K``
+        images (the new :attr:`ipc`). Unlike ``BalancedExemplarsBuffer.resize`` (one call per group), classes that
+        share a task and a new size are re-condensed together, in one call.
 
         Raises:
             ConfigError: ``new_size`` < 1 or smaller than the number of classes held.
         """
+        k = len(self.buffer_groups)
         if not isinstance(new_size, int) or new_size < 1:
             raise ConfigError(f"new_size must be a whole number of images >= 1, got {new_size!r}")
-        if self.condensed and new_size < len(self.condensed):
-            raise ConfigError(f"a memory of {new_size} images cannot hold the {len(self.condensed)} classes seen "
-                              f"(at least one image per class); resize to >= {len(self.condensed)}")
+        if k and new_size < k:
+            raise ConfigError(f"a memory of {new_size} images cannot hold the {k} classes seen "
+                              f"(at least one image per class); resize to >= {k}")
         self.max_size = new_size
-        if not self.condensed:
+        if not k or (self.policy == "per_class" and sum(self.images_per_key().values()) <= new_size):
             return
         if self.policy == "per_class":
-            if sum(len(cd) for cd in self.condensed.values()) <= new_size:
-                return
-            self.ipc = new_size // len(self.condensed)
-        targets = self._plan({}, len(self.history))
-        device = self._device(strategy)
-        groups: dict[tuple[int, int], list[Key]] = {}
-        for key, cd in self.condensed.items():
-            if targets[key] < len(cd):
-                groups.setdefault((key[0], targets[key]), []).append(key)
-        t0 = time.perf_counter()
-        for call, ((_, ipc), keys) in enumerate(groups.items()):
-            cfg = self.config if self.recondense_iterations is None else \
-                self.config.replace(iterations=self.recondense_iterations)
-            out = recondense(merge_condensed([self.condensed[k] for k in keys]), ipc, cfg, device=device,
-                             seed=self._seed(10_000 + len(self.history), call),
-                             callbacks=self._callbacks(f"resize: re-condense {len(keys)} classes to {ipc}"))
-            for key in keys:
-                self.condensed[key] = out.subset([key[1]])
-        self._rebuild()
-        self.history.append(dict(experience=None, resize=new_size, new_classes=[],
-                                 images_per_class={f"{tk}/{k}": len(cd) for (tk, k), cd in self.condensed.items()},
-                                 recondensed=[list(k) for ks in groups.values() for k in ks],
-                                 seconds=time.perf_counter() - t0, read_seconds=0.0,
-                                 memory_size=len(self.buffer), device=str(device)))
+            self.ipc = new_size // k
+        self.shrink(strategy, self._plan({}, len(self.history)))
 
-    # -- checks usable before training (the plugins call them so errors come before a long training) ----------------
+    def shrink(self, strategy, sizes: dict[Key, int]) -> None:
+        """Re-condense each group that ``sizes`` names into that many images when it holds more, and record it in
+        :attr:`history` (``experience=None``, ``resize=max_size``)."""
+        device, t0, base = self._device(strategy), time.perf_counter(), 10_000 + len(self.history)
+        batches = recondense_groups(self.buffer_groups, sizes, self._recondense_config(), device=device,
+                                    seed=lambda j: self._seed(base, j), callbacks=self._callbacks, label="resize")
+        self._record(strategy, None, [], [k for batch in batches for k in batch], t0, 0.0, device,
+                     resize=self.max_size)
+
     def check_experience(self, exp) -> None:
-        """Cheap checks of an upcoming experience: image shape (first sample) and memory capacity.
+        """Cheap checks of an upcoming experience before training: image shape (first sample), memory capacity.
 
         Raises:
             DataError: the experience is empty or its images have another shape than the memory's.
             ConfigError: the memory cannot hold the classes seen so far plus the experience's classes.
         """
-        ds = exp.dataset.eval()
-        if len(ds) == 0:
-            raise DataError(f"experience {getattr(exp, 'current_experience', '?')} has no samples; nothing to condense")
-        first = ds[0][0]
-        if isinstance(first, torch.Tensor) and self.image_shape is not None and tuple(first.shape) != self.image_shape:
-            raise DataError(self._shape_message(exp, tuple(first.shape)))
-        tasks = getattr(ds, "targets_task_labels", None)
-        targets = getattr(ds, "targets", None)
-        if targets is None:
-            return
-        tl = list(tasks) if tasks is not None else [0] * len(ds)
-        keys = sorted({(int(a), int(b)) for a, b in zip(tl, targets)})
-        self._capacity_check(self._order_with(keys), getattr(exp, "current_experience", "?"))
+        keys = peek_experience(exp, self.image_shape)
+        if keys is not None:
+            check_capacity(self.policy, self._order_with(keys), self.images_per_key(), self.max_size, self.ipc,
+                           getattr(exp, "current_experience", "?"))
 
-    # -- internals ------------------------------------------------------------------------------------------------
     def read_experience(self, exp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The experience's samples through its eval transforms (:func:`read_experience`); records the image shape
-        and dtype on the first call.
+        """The experience's samples through its eval transforms (:func:`read_experience`): ``x (N, C, H, W)``
+        float32, ``y`` and ``task`` ``(N,)`` int64; records the image shape, dtype and normalisation on the first call.
 
         Raises:
             DataError: empty experience, samples that are not ``(C, H, W)`` tensors, or another image shape.
         """
-        x, y, t, dtype = read_experience(exp, self.loader_batch_size)
-        shape = tuple(x.shape[1:])
+        x, y, t, dtype = read_experience(exp, self.loader_batch_size, shape=self.image_shape)
         if self.image_shape is None:
-            self.image_shape, self.item_dtype = shape, dtype
-        elif shape != self.image_shape:
-            raise DataError(self._shape_message(exp, shape))
+            self.image_shape, self.item_dtype = tuple(x.shape[1:]), dtype
+        if self.normalization is None:
+            self.dataset_name, self.dsa_strategy, self.normalization = resolve_normalization(
+                exp.dataset, x.shape[1], mean=self.user_mean, std=self.user_std, tolerance=self.norm_tolerance)
         return x, y, t
 
-    def _shape_message(self, exp, shape) -> str:
-        return (f"experience {getattr(exp, 'current_experience', '?')} has images of shape {shape} but the memory "
-                f"holds {self.image_shape}; one ATOMBuffer serves one image format (use the same transforms for "
-                "every experience)")
+    # -- the steps of an update ---------------------------------------------------------------------------------
+    def _plan(self, counts: dict[Key, int], exp_id) -> dict[Key, int]:
+        """Images per group after this update (arrival order); ``counts``: real samples of the experience's groups."""
+        order, held = self._order_with(counts), self.images_per_key()
+        check_capacity(self.policy, order, held, self.max_size, self.ipc, exp_id)
+        return plan_sizes(order, self.get_group_lengths(len(order)), counts, held, self.small_class, exp_id)
 
+    def _record(self, strategy, exp_id, new: list[Key], recondensed: list[Key], t0: float, read_seconds: float,
+                device, **extra) -> None:
+        """After every change: rebuild :attr:`buffer`, append to :attr:`history`, publish the metrics (experiences)."""
+        seconds = time.perf_counter() - t0
+        self._buffer = concat_datasets([g.buffer for g in self.buffer_groups.values()])
+        self.history.append(dict(
+            experience=exp_id, **extra, new_classes=[list(k) for k in new],
+            images_per_class={f"{tk}/{k}": n for (tk, k), n in self.images_per_key().items()},
+            recondensed=[list(k) for k in recondensed], seconds=seconds, read_seconds=read_seconds,
+            memory_size=len(self._buffer), device=str(device)))
+        evaluator = getattr(strategy, "evaluator", None)
+        if exp_id is None or not hasattr(evaluator, "publish_metric_value"):
+            return
+        x = int(getattr(getattr(strategy, "clock", None), "train_iterations", 0) or 0)
+        for name, value in ((f"CondenseTime_Exp/train_phase/train_stream/Exp{exp_id:03d}", seconds),
+                            ("CondenseTime_Total/train_phase/train_stream", self.condense_seconds),
+                            ("MemorySize/train_phase/train_stream", len(self._buffer))):
+            evaluator.publish_metric_value(MetricValue(self, name, value, x))
+
+    # -- small helpers ----------------------------------------------------------------------------------------------
     def _device(self, agent_state):
         dev = self.device if self.device is not None else getattr(agent_state, "device", None)
         if dev is None:
@@ -367,99 +270,30 @@ class ATOMBuffer(ExemplarsBuffer):
         return (self.seed * 1_000_003 + 1000 * int(exp_id) + call) % 2**31
 
     def _callbacks(self, desc: str) -> list[CondenseCallback]:
-        cbs = list(self.callbacks)
-        if self.progress:
-            cbs.insert(0, ProgressBar(desc=f"ATOM {desc}", leave=False))
-        return cbs
+        return ([ProgressBar(desc=f"ATOM {desc}", leave=False)] if self.progress else []) + list(self.callbacks)
 
     def _class_names(self) -> list[str]:
         return [str(i) for i in range(self.num_classes)]
 
     def _grow_classes(self, n: int) -> None:
-        """Make every stored set use ``max(n, current)`` class slots (merge_condensed needs one class list)."""
-        if n <= self.num_classes:
-            return
-        self.num_classes = n
-        names = self._class_names()
-        for key, cd in self.condensed.items():
-            self.condensed[key] = CondensedDataset(
-                cd.stored_images, cd.stored_labels, names, cd.mean, cd.std, name=cd.name, factor=cd.factor,
-                dsa_strategy=cd.dsa_strategy, zca=cd.zca, method=cd.method, config=cd.config,
-                provenance=cd.provenance, check_finite=False)
+        """Make every group use ``max(n, current)`` class slots (merge_condensed needs one class list)."""
+        if n > self.num_classes:
+            self.num_classes = n
+            for g in self.buffer_groups.values():
+                g.set(widen(g.condensed, self._class_names()))
+
+    def _real_data(self, x: torch.Tensor, y: torch.Tensor) -> ImageTensorDataset:
+        return ImageTensorDataset(x, y, self._class_names(), self.normalization["mean"], self.normalization["std"],
+                                  name=self.dataset_name, dsa_strategy=self.dsa_strategy or DEFAULT_DSA_STRATEGY)
+
+    def _recondense_config(self) -> ATOMConfig:
+        its = self.recondense_iterations
+        return self.config if its is None else self.config.replace(iterations=its)
 
     def _order_with(self, new_keys) -> list[Key]:
-        return list(self.condensed) + [k for k in new_keys if k not in self.condensed]
-
-    def _capacity_check(self, order: list[Key], exp_id) -> None:
-        k = len(order)
-        if self.policy == "budget" and k > self.max_size:
-            raise ConfigError(f"a memory of {self.max_size} images cannot hold the {k} classes seen by experience "
-                              f"{exp_id} (at least one image per class); raise mem_size to >= {k}")
-        if self.policy == "per_class":
-            held = {key: len(cd) for key, cd in self.condensed.items()}
-            total = sum(min(held.get(key, self.ipc), self.ipc) for key in order)
-            if total > self.max_size:
-                raise ConfigError(f"policy='per_class' with {self.ipc} images per class needs {total} "
-                                  f"images for the {k} classes seen by experience {exp_id}, more than "
-                                  f"max_size={self.max_size}; raise mem_size or lower images_per_class")
-
-    def _plan(self, counts: dict[Key, int], exp_id) -> dict[Key, int]:
-        """Images per (task, class) after this update; ``counts`` = real samples of the experience's classes."""
-        order = self._order_with(counts)
-        self._capacity_check(order, exp_id)
-        returning = [key for key in counts if key in self.condensed]
-        if returning:
-            warnings.warn(f"experience {exp_id} brings classes {returning} that are already in memory; they are "
-                          "condensed anew from the new real data (their old synthetic images are dropped)",
-                          stacklevel=3)
-        targets: dict[Key, int] = {}
-        for rank, key in enumerate(order):
-            if self.policy == "budget":
-                share = self.max_size // len(order) + (1 if rank < self.max_size % len(order) else 0)
-            else:
-                share = self.ipc
-            if key in counts:
-                n = counts[key]
-                if n < share:
-                    msg = (f"class {key[1]} (task {key[0]}) of experience {exp_id} has only {n} real samples, "
-                           f"fewer than its memory share of {share} images")
-                    if self.small_class == "error":
-                        raise DataError(msg + "; pass small_class='cap' to store it with fewer images")
-                    warnings.warn(msg + f"; it is stored with {n} condensed images (small_class='cap')", stacklevel=3)
-                targets[key] = min(share, n)
-            else:
-                targets[key] = min(share, len(self.condensed[key]))  # shares never grow: real data is gone
-        return targets
-
-    def _reorder(self, targets: dict[Key, int]) -> None:
-        """Keep ``condensed`` in arrival order (a returning class keeps its rank)."""
-        self.condensed = {key: self.condensed[key] for key in targets}
-
-    def _rebuild(self) -> None:
-        """Rebuild ``self.buffer`` (an Avalanche dataset of ``(x, y, task)`` items) from ``self.condensed``."""
-        if not self.condensed:
-            raise DataError("internal: the ATOM memory would be empty after an update")
-        xs, ys, ts = [], [], []
-        for (task, _), cd in self.condensed.items():
-            xs.append(cd.images.to(self.item_dtype or torch.float32))
-            ys.append(cd.labels)
-            ts += [task] * len(cd)
-        self.buffer = _make_taskaware_tensor_classification_dataset(torch.cat(xs), torch.cat(ys), task_labels=ts)
-
-    def _set_normalization(self, dataset, channels: int) -> None:
-        self.dataset_name, self.dsa_strategy, self.normalization = resolve_normalization(
-            dataset, channels, mean=self.user_mean, std=self.user_std, tolerance=self.norm_tolerance)
-
-    def _publish(self, strategy, exp_id: int, rec: dict) -> None:
-        evaluator = getattr(strategy, "evaluator", None)
-        if evaluator is None or not hasattr(evaluator, "publish_metric_value"):
-            return
-        x = int(getattr(getattr(strategy, "clock", None), "train_iterations", 0) or 0)
-        for name, value in ((f"CondenseTime_Exp/train_phase/train_stream/Exp{exp_id:03d}", rec["seconds"]),
-                            ("CondenseTime_Total/train_phase/train_stream", self.condense_seconds),
-                            ("MemorySize/train_phase/train_stream", rec["memory_size"])):
-            evaluator.publish_metric_value(MetricValue(self, name, value, x))
+        return list(self.buffer_groups) + [k for k in new_keys if k not in self.buffer_groups]
 
     def __repr__(self) -> str:
-        return (f"ATOMBuffer(max_size={self.max_size}, policy={self.policy!r}, classes={len(self.condensed)}, "
-                f"images={sum(len(cd) for cd in self.condensed.values())})")
+        return (f"ATOMBuffer(max_size={self.max_size}, policy={self.policy!r}, classes={len(self.buffer_groups)}, "
+                f"images={sum(self.images_per_key().values())})")
+

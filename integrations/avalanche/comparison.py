@@ -3,7 +3,7 @@
 Used unchanged by ``examples/avalanche_replay.py`` and ``benchmarks/avalanche_replay.py``; the recipe is
 tabulated in ``docs/avalanche.md`` (``Recipe().markdown()`` prints it).
 
-Methods (all at the same memory M = total stored images):
+Methods (all at the same memory M = total stored images; the list itself: :mod:`.methods`):
 
 ===============  ==========================================================================================
 ``naive``        fine-tuning, no memory (lower bound; M unused)
@@ -39,14 +39,11 @@ from avalanche.training.plugins import EvaluationPlugin, GDumbPlugin, ReplayPlug
 from avalanche.training.storage_policy import HerdingSelectionStrategy, ParametricBuffer  # noqa: E402
 
 from atom_plugin import ATOMConfig, build_model  # noqa: E402
-from atom_plugin.errors import ConfigError  # noqa: E402
+from atom_plugin.errors import check_choice  # noqa: E402
 
 from .gdumb import CondensedGDumbPlugin  # noqa: E402
+from .methods import CONDENSING, GDUMB_LIKE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
 from .replay import ATOMReplayPlugin  # noqa: E402
-
-METHODS = ("naive", "replay", "herding", "gdumb", "atom-replay", "atom-gdumb")
-CONDENSING = ("atom-replay", "atom-gdumb")
-GDUMB_LIKE = ("gdumb", "atom-gdumb")
 
 
 @dataclass(frozen=True)
@@ -123,8 +120,7 @@ def build_strategy(method: str, *, memory: int, recipe: Recipe, num_classes: int
     Raises:
         ConfigError: unknown method.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    check_choice(method, "method", METHODS)
     c, h, w = image_shape
     torch.manual_seed(seed)
     model = build_model(recipe.model, channels=c, num_classes=num_classes, image_size=(h, w), width=recipe.width,

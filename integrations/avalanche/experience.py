@@ -24,12 +24,14 @@ CORE_STATS: dict[str, tuple[str, tuple[float, ...], tuple[float, ...]]] = {
 _DIGIT_SETS = ("MNIST", "SVHN")  # DSA drops "flip" for digits (a mirrored 2 is not a 2)
 
 
-def read_experience(exp, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
+def read_experience(exp, batch_size: int = 1024, *, shape: tuple[int, ...] | None = None,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.dtype]:
     """The experience's samples through its eval transforms: ``(x (N, C, H, W) float32, y (N,) int64,
     task (N,) int64, the samples' own dtype)``.
 
     Raises:
-        DataError: empty experience, or samples that are not ``(C, H, W)`` float tensors.
+        DataError: empty experience, samples that are not ``(C, H, W)`` float tensors, or images of another
+            shape than ``shape`` (the memory's, when it holds images).
     """
     exp_id = getattr(exp, "current_experience", "?")
     ds = exp.dataset.eval()  # Avalanche 0.6: the 'eval' transform group (deterministic)
@@ -48,7 +50,37 @@ def read_experience(exp, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Te
         ys.append(torch.as_tensor(batch[1]).long())
         ts.append(torch.as_tensor(batch[-1]).long() if len(batch) >= 3 else torch.zeros(len(xb), dtype=torch.long))
     x, y, t = torch.cat(xs), torch.cat(ys), torch.cat(ts)
+    check_shape(exp, tuple(x.shape[1:]), shape)
     return x.float(), y, t, x.dtype
+
+
+def peek_experience(exp, shape: tuple[int, ...] | None = None) -> list[tuple[int, int]] | None:
+    """Cheap look at an experience through its eval transforms: its sorted ``(task, class)`` keys from the
+    dataset's targets (None when it has none); the first image's shape is checked against ``shape``.
+
+    Raises:
+        DataError: the experience has no samples, or a first image of another shape than ``shape``.
+    """
+    ds = exp.dataset.eval()
+    if len(ds) == 0:
+        raise DataError(f"experience {getattr(exp, 'current_experience', '?')} has no samples; nothing to condense")
+    first = ds[0][0]
+    if isinstance(first, torch.Tensor):
+        check_shape(exp, tuple(first.shape), shape)
+    tasks, targets = getattr(ds, "targets_task_labels", None), getattr(ds, "targets", None)
+    keys = None
+    if targets is not None:
+        tl = list(tasks) if tasks is not None else [0] * len(ds)
+        keys = sorted({(int(a), int(b)) for a, b in zip(tl, targets)})
+    return keys
+
+
+def check_shape(exp, shape: tuple[int, ...], held: tuple[int, ...] | None) -> None:
+    """Raises DataError when the experience's image ``shape`` differs from the memory's (``held``; None: empty)."""
+    if held is not None and tuple(shape) != held:
+        raise DataError(f"experience {getattr(exp, 'current_experience', '?')} has images of shape {tuple(shape)} "
+                        f"but the memory holds {held}; one ATOMBuffer serves one image format (use the same "
+                        "transforms for every experience)")
 
 
 def resolve_normalization(dataset, channels: int, *, mean: Sequence[float] | None = None,

@@ -14,7 +14,7 @@ The memory holds no augmentation (condensed in the eval-transformed space); cond
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Any
 
 import torch
 
@@ -23,37 +23,31 @@ from ._compat import require_avalanche
 require_avalanche()
 from avalanche.training.plugins import SupervisedPlugin  # noqa: E402
 
-from atom_plugin import ATOMConfig, CondenseCallback  # noqa: E402
-
 from .buffer import ATOMBuffer  # noqa: E402
+from .replay import buffer_for  # noqa: E402
 
 
 class CondensedGDumbPlugin(SupervisedPlugin):
     """GDumb with a condensed memory: fresh (initial) model each experience, trained on the memory only.
 
     Args:
-        mem_size: total images in memory. config, policy, images_per_class, seed, device, progress, small_class,
-            recondense_iterations, mean, std, callbacks: as for :class:`ATOMBuffer`.
+        mem_size: total images in memory (default: ``storage_policy.max_size``, else 200).
+        storage_policy: an :class:`ATOMBuffer`; or leave it out and give its arguments here (``**buffer_kwargs``:
+            ``config``, ``policy``, ``images_per_class``, ``seed``, ``device``, ``progress``, ``small_class``, ...).
 
     Attributes:
         storage_policy: the :class:`ATOMBuffer`. init_model: the copy of the initial model (set at the first
             experience).
 
     Raises:
-        ConfigError, DataError: as :meth:`ATOMBuffer.post_adapt`, before any training on the experience.
+        ConfigError: bad arguments (see :func:`.replay.buffer_for`). ConfigError, DataError: as
+            :meth:`ATOMBuffer.post_adapt`, before any training on the experience.
     """
 
-    def __init__(self, mem_size: int = 200, *, config: ATOMConfig | None = None, policy: str = "budget",
-                 images_per_class: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                 progress: bool = True, small_class: str = "cap", recondense_iterations: int | None = None,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 callbacks: Sequence[CondenseCallback] = ()):
+    def __init__(self, mem_size: int | None = None, *, storage_policy: ATOMBuffer | None = None, **buffer_kwargs: Any):
         super().__init__()
-        self.mem_size = mem_size
-        self.storage_policy = ATOMBuffer(mem_size, config=config, policy=policy, images_per_class=images_per_class,
-                                         seed=seed, device=device, progress=progress, small_class=small_class,
-                                         recondense_iterations=recondense_iterations, mean=mean, std=std,
-                                         callbacks=callbacks)
+        self.storage_policy = buffer_for(mem_size, storage_policy, buffer_kwargs)
+        self.mem_size = self.storage_policy.max_size
         self.init_model: torch.nn.Module | None = None
 
     @property

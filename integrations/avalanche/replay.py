@@ -1,9 +1,11 @@
 """``ATOMReplayPlugin``: Avalanche's experience replay with an ATOM-condensed memory (:class:`ATOMBuffer`).
 
     from avalanche.training import Naive
-    from atom_plugin.integrations.avalanche import ATOMReplayPlugin
+    from atom_plugin.integrations.avalanche import ATOMBuffer, ATOMReplayPlugin
 
-    strategy = Naive(model=model, optimizer=optimizer, plugins=[ATOMReplayPlugin(mem_size=200)], device="cuda")
+    plugin = ATOMReplayPlugin(mem_size=200)                                  # buffer arguments, or
+    plugin = ATOMReplayPlugin(storage_policy=ATOMBuffer(200, policy="per_class", images_per_class=20))
+    strategy = Naive(model=model, optimizer=optimizer, plugins=[plugin], device="cuda")
 
 Training on experience e mixes each minibatch of e's data with a minibatch of the memory (Avalanche's
 ``ReplayDataLoader``; the memory is empty during the first experience). *After* training on e, e's classes are
@@ -12,53 +14,64 @@ into their smaller shares). Condensation runs in this process only (no distribut
 """
 from __future__ import annotations
 
-from typing import Sequence
-
-import torch
+from typing import Any
 
 from ._compat import require_avalanche
 
 require_avalanche()
 from avalanche.training.plugins import ReplayPlugin  # noqa: E402
 
-from atom_plugin import ATOMConfig, CondenseCallback  # noqa: E402
+from atom_plugin.errors import ConfigError  # noqa: E402
 
 from .buffer import ATOMBuffer  # noqa: E402
+
+
+def buffer_for(mem_size: int | None, storage_policy: ATOMBuffer | None, buffer_kwargs: dict[str, Any]) -> ATOMBuffer:
+    """The plugins' storage policy: ``storage_policy`` as given, else ``ATOMBuffer(mem_size, **buffer_kwargs)``
+    (``mem_size`` default 200), as Avalanche's ``ReplayPlugin(mem_size, storage_policy=...)``.
+
+    Raises:
+        ConfigError: ``storage_policy`` together with buffer arguments, not an :class:`ATOMBuffer`, or whose
+            ``max_size`` differs from ``mem_size``. TypeError: an unknown buffer argument.
+    """
+    if storage_policy is None:
+        return ATOMBuffer(200 if mem_size is None else mem_size, **buffer_kwargs)
+    if buffer_kwargs:
+        raise ConfigError(f"give either storage_policy= or buffer arguments ({', '.join(sorted(buffer_kwargs))}), "
+                          "not both: pass them to the ATOMBuffer")
+    if not isinstance(storage_policy, ATOMBuffer):
+        raise ConfigError(f"storage_policy must be an ATOMBuffer, got {type(storage_policy).__name__} "
+                          "(use Avalanche's own plugins for other storage policies)")
+    if mem_size is not None and mem_size != storage_policy.max_size:
+        raise ConfigError(f"mem_size={mem_size} differs from storage_policy.max_size={storage_policy.max_size}; "
+                          "give one of them")
+    return storage_policy
 
 
 class ATOMReplayPlugin(ReplayPlugin):
     """A :class:`avalanche.training.plugins.ReplayPlugin` whose storage policy is an :class:`ATOMBuffer`.
 
     Args:
-        mem_size: total images in memory (``ATOMBuffer.max_size``; ReplayPlugin checks they are equal).
-        config: condensation settings (default: ``atom`` preset, 1000 iterations per experience).
-        policy: ``"budget"`` (fixed total, shares shrink by re-condensation) or ``"per_class"`` (fixed IPC).
-        images_per_class: IPC of the per-class policy (default ``config.ipc``).
+        mem_size: total images in memory (default: ``storage_policy.max_size``, else 200).
         batch_size, batch_size_mem, task_balanced_dataloader: as in ReplayPlugin (current-data and memory
             minibatch sizes; default: the strategy's ``train_mb_size``).
-        seed: base seed of the condensation. device: where to condense (default: the strategy's device).
-        progress: tqdm bar per condensation. small_class, recondense_iterations, mean, std, callbacks: see
-            :class:`ATOMBuffer`.
+        storage_policy: an :class:`ATOMBuffer`; or leave it out and give its arguments here (``**buffer_kwargs``:
+            ``config``, ``policy``, ``images_per_class``, ``seed``, ``device``, ``progress``, ``small_class``, ...).
 
     Attributes:
         storage_policy: the :class:`ATOMBuffer` (``.history``, ``.condense_seconds``, ``.condensed``).
 
     Raises:
-        ConfigError: bad arguments; at the start of an experience, a memory that cannot hold the classes seen
-            (checked before training, so no training time is lost); DataError: an image shape that differs
-            from the memory's.
+        ConfigError: bad arguments (see :func:`buffer_for`); at the start of an experience, a memory that cannot
+            hold the classes seen (checked before training, so no training time is lost); DataError: an image
+            shape that differs from the memory's.
     """
 
-    def __init__(self, mem_size: int = 200, *, config: ATOMConfig | None = None, policy: str = "budget",
-                 images_per_class: int | None = None, batch_size: int | None = None,
-                 batch_size_mem: int | None = None, task_balanced_dataloader: bool = False, seed: int = 0,
-                 device: str | torch.device | None = None, progress: bool = True, small_class: str = "cap",
-                 recondense_iterations: int | None = None, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, callbacks: Sequence[CondenseCallback] = ()):
-        buffer = ATOMBuffer(mem_size, config=config, policy=policy, images_per_class=images_per_class, seed=seed,
-                            device=device, progress=progress, small_class=small_class,
-                            recondense_iterations=recondense_iterations, mean=mean, std=std, callbacks=callbacks)
-        super().__init__(mem_size=mem_size, batch_size=batch_size, batch_size_mem=batch_size_mem,
+    def __init__(self, mem_size: int | None = None, *, batch_size: int | None = None,
+                 batch_size_mem: int | None = None, task_balanced_dataloader: bool = False,
+                 storage_policy: ATOMBuffer | None = None, **buffer_kwargs: Any):
+        buffer = buffer_for(mem_size, storage_policy, buffer_kwargs)
+        super().__init__(mem_size=buffer.max_size, batch_size=batch_size, batch_size_mem=batch_size_mem,
                          task_balanced_dataloader=task_balanced_dataloader, storage_policy=buffer)
 
     @property
@@ -78,4 +91,4 @@ class ATOMReplayPlugin(ReplayPlugin):
         self.storage_policy.post_adapt(strategy, strategy.experience)
 
 
-__all__ = ["ATOMReplayPlugin"]
+__all__ = ["ATOMReplayPlugin", "buffer_for"]

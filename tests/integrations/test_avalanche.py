@@ -21,9 +21,10 @@ from avalanche.benchmarks.classic import SplitFMNIST  # noqa: E402
 from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset  # noqa: E402
 from avalanche.training import Naive  # noqa: E402
 from avalanche.training.plugins import EvaluationPlugin, ReplayPlugin, SupervisedPlugin  # noqa: E402
-from avalanche.training.storage_policy import ExemplarsBuffer  # noqa: E402
+from avalanche.training.storage_policy import (BalancedExemplarsBuffer, ClassBalancedBuffer,  # noqa: E402
+                                               ExemplarsBuffer)
 
-from atom_plugin import ATOMConfig, build_model  # noqa: E402
+from atom_plugin import ATOMConfig, CondenseCallback, build_model  # noqa: E402
 from atom_plugin.errors import ConfigError, DataError, DatasetNotFoundError  # noqa: E402
 from atom_plugin.integrations.avalanche import (ATOMBuffer, ATOMReplayPlugin, AvalancheMissingError,  # noqa: E402
                                                 CondensedGDumbPlugin, fashion_mnist_root)
@@ -251,8 +252,10 @@ def test_returning_class_is_condensed_anew():
 
 
 def test_bad_arguments():
-    with pytest.raises(ConfigError, match="policy must be one of"):
+    with pytest.raises(ConfigError, match=r"policy must be one of: budget, per_class \(got 'fifo'\)"):
         ATOMBuffer(10, policy="fifo")
+    with pytest.raises(ConfigError, match="small_class must be one of: cap, error"):
+        ATOMBuffer(10, small_class="drop")
     with pytest.raises(ConfigError, match="images_per_class applies only"):
         ATOMBuffer(10, images_per_class=2)
     with pytest.raises(ConfigError, match="max_size"):
@@ -323,3 +326,96 @@ def test_buffer_stores_plain_images_whatever_the_preset_table_says():
     assert buf.config.factor == 1 and buf.config.resolved().factor == 1
     with pytest.raises(ConfigError, match="config.factor=2: the ATOM buffer stores plain images"):
         ATOMBuffer(10, config=ATOMConfig(factor=2), progress=False)
+
+
+# -- the groups, the shares and the plugins' storage_policy= -------------------------------------------------------
+
+class CallLog(CondenseCallback):
+    """Records the classes of every condensation call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_condense_start(self, state):
+        self.calls.append(sorted(state.classes))
+
+
+def test_group_lengths_are_avalanches_for_the_budget_and_fixed_for_per_class():
+    budget = ATOMBuffer(7, config=STILL)
+    assert isinstance(budget, BalancedExemplarsBuffer)
+    for k in range(1, 8):
+        assert budget.get_group_lengths(k) == ClassBalancedBuffer(7).get_group_lengths(k)
+    assert budget.get_group_lengths(3) == [3, 2, 2]  # 7 // 3, one more for the first 7 % 3 groups
+    per_class = ATOMBuffer(10, config=STILL, policy="per_class", images_per_class=3)
+    assert per_class.get_group_lengths(3) == [3, 3, 3]  # not Avalanche's fixed rule (max_size // total groups)
+
+
+def test_plan_caps_the_shares():
+    from atom_plugin.integrations.avalanche.shares import plan_sizes
+
+    order = [(0, 1), (0, 4), (0, 5), (0, 7)]
+    held = {(0, 1): 1, (0, 4): 3}
+    with pytest.warns(UserWarning, match="only 2 real samples"):
+        sizes = plan_sizes(order, [3, 2, 2, 3], {(0, 5): 9, (0, 7): 2}, held, "cap", 1)
+    # an old group never grows (real data gone); a new one gets at most its real samples
+    assert sizes == {(0, 1): 1, (0, 4): 2, (0, 5): 2, (0, 7): 2}
+    with pytest.raises(DataError, match="fewer than its memory share"):
+        plan_sizes(order, [3, 2, 2, 3], {(0, 5): 9, (0, 7): 2}, held, "error", 1)
+
+
+def test_group_resize_recondenses_that_group_only(bench):
+    log = CallLog()
+    buf = ATOMBuffer(8, config=TINY, progress=False, callbacks=[log])
+    buf.post_adapt(CPU, bench.train_stream[0])
+    (a, group_a), (b, group_b) = buf.buffer_groups.items()
+    old_a, old_b = group_a.condensed.images.clone(), group_b.condensed.images.clone()
+    assert isinstance(group_a, ExemplarsBuffer) and group_a.max_size == len(group_a.buffer) == 4
+    log.calls.clear()
+    group_a.resize(CPU, 2)
+    assert log.calls == [[a[1]]] and buf.images_per_key() == {a: 2, b: 4} and len(buf.buffer) == 6
+    new_a = buf.condensed[a].images
+    assert torch.cdist(new_a.flatten(1), old_a.flatten(1)).min() > 1e-4  # re-condensed, not truncated
+    assert torch.equal(buf.condensed[b].images, old_b)
+    assert buf.history[-1]["experience"] is None and buf.history[-1]["recondensed"] == [list(a)]
+    group_a.resize(CPU, 3)  # a group never grows back
+    assert buf.images_per_key()[a] == 2 and buf.history[-1]["recondensed"] == []
+
+
+def test_buffer_resize_recondenses_classes_of_one_size_in_one_call(bench):
+    log = CallLog()
+    buf = ATOMBuffer(8, config=TINY, progress=False, callbacks=[log])
+    buf.post_adapt(CPU, bench.train_stream[0])
+    buf.post_adapt(CPU, bench.train_stream[1])
+    log.calls.clear()
+    buf.resize(CPU, 5)  # shares 2, 1, 1, 1: the last three classes shrink together
+    keys = list(buf.buffer_groups)
+    assert log.calls == [sorted(k for _, k in keys[1:])]
+    assert list(buf.images_per_key().values()) == [2, 1, 1, 1] and len(buf.buffer) == 5
+
+
+def test_plugins_take_a_storage_policy(bench):
+    buf = ATOMBuffer(8, config=STILL, progress=False)
+    plugin = ATOMReplayPlugin(storage_policy=buf, batch_size_mem=4)
+    assert plugin.storage_policy is buf and plugin.mem_size == 8
+    gdumb = CondensedGDumbPlugin(storage_policy=ATOMBuffer(6, config=STILL), mem_size=6)
+    assert gdumb.storage_policy.max_size == gdumb.mem_size == 6
+    with pytest.raises(ConfigError, match=r"either storage_policy= or buffer arguments \(policy\), not both"):
+        ATOMReplayPlugin(storage_policy=buf, policy="per_class")
+    with pytest.raises(ConfigError, match="mem_size=10 differs from storage_policy.max_size=8"):
+        CondensedGDumbPlugin(10, storage_policy=buf)
+    with pytest.raises(ConfigError, match="storage_policy must be an ATOMBuffer"):
+        ATOMReplayPlugin(storage_policy=ClassBalancedBuffer(8))
+    net = model()
+    strategy = Naive(model=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.01), train_mb_size=4,
+                     train_epochs=1, device="cpu", plugins=[plugin], evaluator=quiet_evaluator())
+    strategy.train(bench.train_stream[0], eval_streams=[])
+    assert len(buf.buffer) == 8 and len(buf.history) == 1
+
+
+def test_unknown_method_names_the_choices():
+    from atom_plugin.integrations.avalanche import METHODS, QUICK_RECIPE, build_strategy
+
+    with pytest.raises(ConfigError, match=r"method must be one of: naive, replay, .* \(got 'nope'\)"):
+        build_strategy("nope", memory=10, recipe=QUICK_RECIPE, num_classes=10, image_shape=(1, 28, 28),
+                       device="cpu", seed=0)
+    assert METHODS[-2:] == ("atom-replay", "atom-gdumb")
