@@ -116,8 +116,7 @@ def run_in_process(args, proxy, val, search_space: dict) -> list[tuple[dict, flo
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from atom_plugin.integrations.nni import hpo_search_space, save_split
-    from atom_plugin.integrations.nni._nni import require_nni
+    from atom_plugin.integrations.nni import hpo_search_space, require_nni, save_split
     from atom_plugin.integrations.nni.trial import trial_script
 
     require_nni()

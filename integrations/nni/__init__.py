@@ -12,6 +12,7 @@ Needs no NNI (importable anywhere, e.g. on a GPU machine with only torch):
     stats   -- :func:`spearman`, :func:`spearman_top`, :func:`bootstrap_ci`
     trial   -- :func:`hpo_search_space`, :func:`sample_configurations` (and, with NNI, :func:`get_parameters`,
                :func:`run_trial`)
+    :func:`require_nni` -- the ``nni`` module, or :class:`NNIMissingError` with the install command
 
 Needs NNI (imported on first use; a missing NNI raises :class:`NNIMissingError` with the install command):
     nas     -- :class:`ConvNetSpace` (an NNI ``ModelSpace``), :func:`proxy_evaluator` / :class:`ProxyEvaluator`
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from .data import (check_compatible, check_network_shape, decode_dataset, encode_dataset, prepare, resolve_dataset,
                    save_split)
+from ._nni import require_nni
 from .errors import InvalidArchitectureError, NNIMissingError, ProxyMismatchError
 from .space import (DEFAULT_ARCHITECTURE, DIMENSIONS, SPACE_SIZE, all_architectures, arch_key, build_network,
                     check_architecture, is_valid, max_pooled_depth, parse_arch_key, sample_architectures)
@@ -45,6 +47,6 @@ __all__ = [
     "ProxyMismatchError", "SPACE_SIZE", "TrainResult", "all_architectures", "arch_key", "bootstrap_ci",
     "build_network", "check_architecture", "check_compatible", "check_network_shape", "decode_dataset",
     "encode_dataset", "get_parameters", "hpo_search_space", "is_valid", "max_pooled_depth", "parse_arch_key",
-    "prepare", "resolve_dataset", "run_trial", "sample_architectures", "sample_configurations", "save_split",
+    "prepare", "require_nni", "resolve_dataset", "run_trial", "sample_architectures", "sample_configurations", "save_split",
     "spearman", "spearman_top", "train_and_validate", *_NAS_NAMES,
 ]
