@@ -22,7 +22,7 @@ from .callbacks import CondenseCallback, CondenseState, ProgressBar
 from .condense import condense, recondense
 from .condensed import CondensedDataset, merge_condensed
 from .config import PRESETS, ATOMConfig, register_preset
-from .data import ImageTensorDataset, load_dataset, stratified_split
+from .data import ImageTensorDataset, load_dataset, stratified_split, validation_split
 from .errors import ATOMError
 from .evaluate import EvalResult, evaluate, test_accuracy, train_model
 from .models import build_model, is_model, list_models, register_model
@@ -32,5 +32,6 @@ __all__ = [
     "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "device_name", "evaluate",
     "herding_subset", "is_model", "resolve_device",
     "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",
-    "register_preset", "stratified_split", "test_accuracy", "train_model", "__version__",
+    "register_preset", "stratified_split", "test_accuracy", "train_model", "validation_split",
+    "__version__",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from atom_plugin import load_dataset, stratified_split
+from atom_plugin import load_dataset, validation_split
 from atom_plugin.results import append_records, environment, read_records
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -19,7 +19,7 @@ def fashion_mnist(data_root: str | None, *, validation: bool):
     else the full 60,000 training images and the 10,000 test images."""
     train = load_dataset("fashion-mnist", data_root, split="train")
     if validation:
-        return stratified_split(train, 5000, seed=0)
+        return validation_split(train)
     return train, load_dataset("fashion-mnist", data_root, split="test")
 
 

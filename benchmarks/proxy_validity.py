@@ -1,8 +1,8 @@
 """Proxy validity: does training candidates on a condensed set rank architectures the way full data does?
 
 Protocol (after DC's and DataDAM's NAS experiments; DataDAM, ICCV 2023, Sec. 4.4):
-  * Fashion-MNIST; 5,000 training images held out as the validation split (``stratified_split(train, 5000,
-    seed=0)``); proxies are made from the other 55,000 only.
+  * Fashion-MNIST; 5,000 training images held out as the validation split (``validation_split(train)``:
+    stratified, seed 0); proxies are made from the other 55,000 only.
   * ``--num-archs`` (>= 100 for the real study) architectures sampled (seeded) from the 720-variant ConvNet space
     (depth 1-4, width 32-256, sigmoid/relu/leakyrelu, none/batch/layer/instance/group norm, none/max/avg pool).
   * Each architecture is trained, with the same seed and the core protocol (SGD 0.01, momentum 0.9, wd 5e-4,
@@ -38,25 +38,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, done_keys, log, set_threads  # noqa: E402
+from _common import RESULTS, done_keys, log, set_threads
 
-from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, stratified_split  # noqa: E402
-from atom_plugin import device_name, resolve_device  # noqa: E402
-from atom_plugin.runner import run_script  # noqa: E402
-from atom_plugin.results import append_records, environment, markdown_table  # noqa: E402
+from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, validation_split
+from atom_plugin import device_name, resolve_device
+from atom_plugin.runner import run_script
+from atom_plugin.results import append_records, environment, markdown_table
 
-try:  # installed package (pip install -e .)
+try:  # the installed package is the one way in (these modules need no NNI)
     from atom_plugin.integrations.nni import data as nni_data, space as nni_space, stats, train as nni_train
-except ImportError:  # a bare checkout (e.g. a GPU machine with only torch): import the folder itself
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from integrations.nni import data as nni_data, space as nni_space, stats, train as nni_train  # type: ignore
+except ModuleNotFoundError as exc:
+    if not (exc.name or "").startswith("atom_plugin"):
+        raise
+    raise SystemExit("error: atom_plugin.integrations is not installed (a bare checkout?); install the package "
+                     "from the repository root: pip install -e '.[nni]'") from None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -149,7 +149,7 @@ def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
                     raise nni_data.ProxyMismatchError(
                         f"proxy {p} was condensed from another set (fingerprint {source}) than the {len(split)}-image "
                         f"training part of the validation split ({split.fingerprint()}): it may have seen validation "
-                        f"images; condense it from stratified_split(train, {len(val)}, seed=0)[0]")
+                        f"images; condense it from validation_split(train, {len(val)})[0]")
                 if s.ipc is None:
                     raise SystemExit(f"error: {p} has unequal images per class; give an IPC-balanced proxy")
                 atom_sets.append((s, s.provenance.get("seconds")))
@@ -302,8 +302,7 @@ def main(argv=None) -> list[dict]:
     t_start = time.perf_counter()
 
     full_train = load_dataset(args.dataset, args.data_root, split="train", download=args.download)
-    val_size = args.val_size or (min(5000, len(full_train) // 5) if args.quick else 5000)
-    train, val = stratified_split(full_train, val_size, seed=0)
+    train, val = validation_split(full_train, args.val_size or None, quick=args.quick)
     split = train
     if args.full_subsample:
         per_class = int(train.class_counts().min())

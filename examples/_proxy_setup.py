@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, stratified_split
+from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, validation_split
 from atom_plugin.data import ImageTensorDataset as Dataset
 
 
@@ -36,10 +36,9 @@ def load_splits(args: argparse.Namespace) -> tuple[Dataset, Dataset, Dataset, in
     """
     full = load_dataset("fashion-mnist", args.data_root, download=args.download)
     test = load_dataset("fashion-mnist", args.data_root, split="test", download=args.download)
-    val_size = args.val_size or (min(5000, len(full) // 5) if args.quick else 5000)
-    train, val = stratified_split(full, val_size, seed=0)
+    train, val = validation_split(full, args.val_size or None, quick=args.quick)
     print(f"data: {len(train)} training / {len(val)} validation (held out) / {len(test)} test images")
-    return train, val, test, val_size
+    return train, val, test, len(val)
 
 
 def get_proxy(args: argparse.Namespace, train: Dataset, val: Dataset, save_to: Path | None = None) -> CondensedDataset:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .._safeio import ensure_writable_dir
 from ..condensed import CondensedDataset
 from ..config import ATOMConfig
-from ..data import load_dataset, stratified_split
+from ..data import VAL_SEED, load_dataset, validation_split
 from ..errors import ATOMError, CondensedFileError, OutputPathError
 from ..evaluate import evaluate
 from ..models import check_model
@@ -21,7 +21,6 @@ CONDENSED_FILE = "condensed.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 GRID_FILE = "grid.png"
 RESULT_FILE = "result.json"
-VAL_SEED = 0  # --val-split always uses stratified_split(seed=0), so `atom evaluate` can rebuild it
 
 
 class UsageError(ATOMError, ValueError):
@@ -87,7 +86,7 @@ def _load_splits(args: argparse.Namespace, *, need_eval: bool):
     """``(train, eval set or None, split name)``: with --val-split the held-out part is the eval set."""
     train = _load(args.dataset, args.data_root, "train", args.image_size, args.download)
     if args.val_split:
-        train, val = stratified_split(train, args.val_split, seed=VAL_SEED)
+        train, val = validation_split(train, args.val_split)
         return train, val, "validation"
     # Load the test split now, so a missing test file fails before the long job rather than after it.
     test = _load(args.dataset, args.data_root, "test", args.image_size, args.download) if need_eval else None

@@ -5,9 +5,9 @@ import argparse
 from pathlib import Path
 
 from .._device import resolve_device
-from ..data import stratified_split
+from ..data import VAL_SEED, validation_split
 from ..errors import DataError
-from ._common import (RESULT_FILE, UsageError, VAL_SEED, _accuracy_line, _accuracy_record, _append, _check_counts,
+from ._common import (RESULT_FILE, UsageError, _accuracy_line, _accuracy_record, _append, _check_counts,
                       _check_model, _check_result_file, _evaluate, _load, _load_condensed, _shape_text)
 
 
@@ -45,7 +45,7 @@ def _rebuild_validation(condensed, path: Path, dataset: str, root, size, downloa
         raise UsageError(f"{str(path)!r} was made from the whole training set (no --val-split), so it has no "
                          "validation split; use --split test")
     train_all = _load(dataset, root, "train", size, download)
-    train, val = stratified_split(train_all, int(n_val), seed=int(prov.get("val_seed", VAL_SEED)))
+    train, val = validation_split(train_all, int(n_val), seed=int(prov.get("val_seed", VAL_SEED)))
     # With ZCA the stored fingerprint is of the whitened images; otherwise it identifies the training part.
     expected = prov.get("source_fingerprint")
     if condensed.zca is None and expected and train.fingerprint() != expected:

@@ -1,10 +1,14 @@
-"""Seeded, class-stratified train/validation split of an :class:`ImageTensorDataset`."""
+"""Seeded, class-stratified train/validation split of an :class:`ImageTensorDataset`, and the project's one
+validation recipe (:func:`validation_split`) that the CLI, the benchmarks and the examples share."""
 from __future__ import annotations
 
 import torch
 
 from ..errors import ConfigError
 from ._base import ImageTensorDataset
+
+VAL_SIZE = 5000  # held-out training images (Fashion-MNIST's 55,000 / 5,000 split of the benchmarks and examples)
+VAL_SEED = 0  # every validation split uses this seed, so `atom evaluate` can rebuild a --val-split run's split
 
 
 def stratified_split(dataset: ImageTensorDataset, val_size: int | float = 5000, *,
@@ -60,3 +64,25 @@ def stratified_split(dataset: ImageTensorDataset, val_size: int | float = 5000, 
     is_val = torch.zeros(n, dtype=torch.bool)
     is_val[val] = True
     return dataset.select(torch.nonzero(~is_val).flatten()), dataset.select(val)
+
+
+def validation_split(train: ImageTensorDataset, val_size: int | None = None, *, quick: bool = False,
+                     seed: int = VAL_SEED) -> tuple[ImageTensorDataset, ImageTensorDataset]:
+    """The project's validation recipe: hold ``val_size`` training images out, stratified, with seed ``VAL_SEED``.
+
+    Args:
+        train: the training split (images ``(N, C, H, W)`` float32, labels ``(N,)`` int64).
+        val_size: held-out images; ``None`` means ``VAL_SIZE`` (5,000), or with ``quick`` a fifth of ``N`` capped
+            at ``VAL_SIZE`` (small CPU checks).
+        quick: the small-data default for ``val_size`` (ignored when ``val_size`` is given).
+        seed: the split's seed (default ``VAL_SEED``, 0; a stored run records it to rebuild the split).
+
+    Returns:
+        ``(train, val)`` as :func:`stratified_split` returns them.
+
+    Raises:
+        ConfigError: as :func:`stratified_split` (``val_size`` out of range, a class left without training images).
+    """
+    if val_size is None:
+        val_size = min(VAL_SIZE, len(train) // 5) if quick else VAL_SIZE
+    return stratified_split(train, val_size, seed=seed)

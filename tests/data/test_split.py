@@ -63,3 +63,19 @@ def test_class_left_without_training_images():
     with pytest.raises(ConfigError) as info:
         stratified_split(make_set([10, 1], classes=["big", "lonely"]), 6)
     assert "lonely" in str(info.value) and "without training images" in str(info.value)
+
+
+def test_validation_split_is_the_recipe_5000_images_seed_0_or_a_fifth_when_quick():
+    from atom_plugin.data import VAL_SEED, VAL_SIZE, validation_split
+
+    assert (VAL_SIZE, VAL_SEED) == (5000, 0)
+    ds = make_set([4000, 3000, 3000])
+    train, val = validation_split(ds)
+    assert len(val) == 5000 and ids(val) == ids(stratified_split(ds, 5000, seed=0)[1])
+    small = make_set([60, 40])
+    _, quick = validation_split(small, quick=True)
+    assert len(quick) == 20 and ids(quick) == ids(stratified_split(small, 20, seed=0)[1])
+    _, given = validation_split(small, 7, quick=True, seed=2)  # a given size wins over quick
+    assert ids(given) == ids(stratified_split(small, 7, seed=2)[1])
+    with pytest.raises(ConfigError, match="val_size"):
+        validation_split(small)  # 5,000 of 100 images
