@@ -37,11 +37,8 @@ def _check(data: ImageTensorDataset, ipc: int, classes: Sequence[int] | None) ->
 
 
 def _as_condensed(data: ImageTensorDataset, idx: torch.Tensor, method: str, provenance: dict) -> CondensedDataset:
-    return CondensedDataset(data.images[idx].clone(), data.labels[idx].clone(), data.classes, data.mean, data.std,
-                            name=data.name, dsa_strategy=data.dsa_strategy, zca=data.zca, method=method,
-                            config=None, provenance=dict(provenance, dataset=data.name,
-                                                         source_fingerprint=data.fingerprint()),
-                            check_finite=False)
+    return CondensedDataset.from_dataset(data.select(idx), method=method, provenance=dict(
+        provenance, dataset=data.name, source_fingerprint=data.fingerprint()))
 
 
 def random_subset(train_set, ipc: int, *, seed: int = 0, classes: Sequence[int] | None = None,

@@ -9,7 +9,7 @@ import torch
 
 from .config import LEGACY_CONFIG
 from .data._base import ImageTensorDataset
-from .errors import CondensedFileError, ConfigError
+from .errors import CondensedFileError, ConfigError, DataError
 from .multiformation import check_factor, decode
 from ._safeio import read_tensors, write_tensors
 
@@ -58,6 +58,33 @@ class CondensedDataset(ImageTensorDataset):
         self.method = method
         self.config = config
         self.provenance = dict(provenance or {})
+
+    @classmethod
+    def from_dataset(cls, dataset: ImageTensorDataset, *, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None, name: str | None = None, method: str = "real",
+                     provenance: dict | None = None) -> "CondensedDataset":
+        """``dataset``'s images as a factor-1 :class:`CondensedDataset` (e.g. a selection, or a real split to
+        save); classes, DSA strategy and ZCA are ``dataset``'s. The tensors are shared, not copied.
+
+        Args:
+            dataset: an :class:`ImageTensorDataset`: images ``(N, C, H, W)`` float32, labels ``(N,)`` int64 (a
+                CondensedDataset gives its decoded training samples, with its method and config dropped).
+            mean, std: per-channel statistics of the images (default ``dataset``'s), ``C`` values each.
+            name: the set's name (default ``dataset.name``).
+            method: what the set is (``"random"``, ``"herding"``, ``"real-split"``, ...).
+            provenance: stored as given (copied); no config is recorded (``config`` is None).
+
+        Raises:
+            DataError: ``dataset`` is not an ImageTensorDataset (see
+                :func:`atom_plugin.data.as_image_dataset`), or ``mean``/``std`` do not have one value per channel.
+        """
+        if not isinstance(dataset, ImageTensorDataset):
+            raise DataError(f"`dataset` must be an ImageTensorDataset, got {type(dataset).__name__}; convert it "
+                            "with atom_plugin.data.as_image_dataset")
+        return cls(dataset.images, dataset.labels, dataset.classes, dataset.mean if mean is None else mean,
+                   dataset.std if std is None else std, name=dataset.name if name is None else name,
+                   dsa_strategy=dataset.dsa_strategy, zca=dataset.zca, method=method, config=None,
+                   provenance=provenance, check_finite=False)
 
     # -- facts ---------------------------------------------------------------------------------------------
     def images_per_class(self) -> dict[int, int]:

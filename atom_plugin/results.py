@@ -19,7 +19,7 @@ import torch
 
 from ._device import device_name
 from ._safeio import atomic_write_text  # public here: result files are written with it (benchmarks)
-from .errors import CondensedFileError
+from .errors import CondensedFileError, ConfigError
 
 
 def environment(device: torch.device | str) -> dict:
@@ -87,17 +87,39 @@ def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
         atomic_write_text(p, json.dumps(existing, indent=1) + "\n")
 
 
-def markdown_table(records: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
-    """A Markdown table; ``columns`` = [(header, key or format string with {field} placeholders)]."""
-    head = "| " + " | ".join(h for h, _ in columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    rows = []
-    for r in records:
-        cells = []
-        for _, key in columns:
-            try:
-                cells.append(key.format(**r) if "{" in key else str(r.get(key, "")))
-            except (KeyError, ValueError):
-                cells.append("")
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join([head, rule, *rows])
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The one Markdown table syntax of the project (reports, benchmark summaries, the CLI, the adapters).
+
+    Args:
+        headers: column titles, one per column.
+        rows: one sequence of cells per row, ``len(headers)`` cells each; every cell is written as ``str(cell)``
+            (no escaping: a cell must not hold ``|`` or a newline).
+
+    Returns:
+        ``"| h1 | h2 |\\n|---|---|\\n| a | b |"``: lines joined by ``\\n``, no trailing newline.
+
+    Raises:
+        ConfigError: a row whose number of cells differs from ``len(headers)``.
+    """
+    def line(cells: Sequence[object]) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    lines = [line(headers), "|" + "|".join("---" for _ in headers) + "|"]
+    for n, row in enumerate(rows):
+        row = list(row)
+        if len(row) != len(headers):
+            raise ConfigError(f"markdown_table: row {n} has {len(row)} cells for {len(headers)} `headers`")
+        lines.append(line(row))
+    return "\n".join(lines)
+
+
+def records_table(records: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
+    """:func:`markdown_table` of flat records; ``columns`` = [(header, key or format string with {field}
+    placeholders)]. A missing key (or a format string that does not apply) gives an empty cell."""
+    def cell(r: dict, key: str) -> str:
+        try:
+            return key.format(**r) if "{" in key else str(r.get(key, ""))
+        except (KeyError, ValueError):
+            return ""
+
+    return markdown_table([h for h, _ in columns], ([cell(r, key) for _, key in columns] for r in records))

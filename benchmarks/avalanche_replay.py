@@ -29,7 +29,7 @@ from _common import RESULTS, done_keys, log, record, set_threads
 
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
-from atom_plugin.results import append_records, environment, read_records
+from atom_plugin.results import append_records, environment, markdown_table, read_records
 from atom_plugin.results import atomic_write_text
 from atom_plugin.integrations.avalanche import METHODS  # the one method list (importing it needs no Avalanche)
 
@@ -67,9 +67,7 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
     budgets = sorted({r.get("budget", "full") for r in records})
     for budget in budgets:
         recs = [r for r in records if r.get("budget", "full") == budget]
-        lines += [_budget_heading(budget, recs), "",
-                  "| memory | method | seeds | final avg accuracy (%) | avg forgetting (%) | condensation (s) |",
-                  "|---|---|---|---|---|---|"]
+        rows = []
         groups: dict[tuple[int, str], list[dict]] = {}
         for r in recs:
             groups.setdefault((int(r["memory"]), r["method"]), []).append(r)
@@ -81,8 +79,9 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
             cs = [r["condense_seconds"] for r in rs] if method.startswith("atom") else []
             if acc:
                 means[(mem, method)] = statistics.mean(acc)
-            lines.append(f"| {mem} | {method} | {len(rs)} | {_mean_std(acc)} | {_mean_std(fgt)} | "
-                         f"{_mean_std(cs) if cs else '-'} |")
+            rows.append([mem, method, len(rs), _mean_std(acc), _mean_std(fgt), _mean_std(cs) if cs else "-"])
+        lines += [_budget_heading(budget, recs), "", markdown_table(
+            ["memory", "method", "seeds", "final avg accuracy (%)", "avg forgetting (%)", "condensation (s)"], rows)]
         targets = []
         for mem in sorted({m for m, _ in groups}):
             for ours, ref in (("atom-replay", "herding"), ("atom-gdumb", "gdumb")):

@@ -48,7 +48,7 @@ from _common import RESULTS, done_keys, log, set_threads
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, validation_split
 from atom_plugin import device_name, resolve_device
 from atom_plugin.runner import run_script
-from atom_plugin.results import append_records, environment, markdown_table
+from atom_plugin.results import append_records, environment, markdown_table, records_table
 
 try:  # the installed package is the one way in (these modules need no NNI)
     from atom_plugin.integrations.nni import data as nni_data, space as nni_space, stats, train as nni_train
@@ -281,15 +281,13 @@ def write_markdown(path: Path, records: list[dict], per_arch: dict, archs: list[
         f"intervals over candidates ({args.bootstrap} resamples). Test accuracies: the full-data networks of the "
         f"top picks only (retrained, tested once). Speed-up = full-data search time / (proxy search time + "
         f"condensation); amortised = condensation excluded." + (" **Quick CPU check, not a result.**" if args.quick else ""),
-        "", markdown_table(shown, cols), "",
+        "", records_table(shown, cols), "",
         f"Device: {r0['device']}; torch {r0['torch']}; {r0['date']}. Command: `{r0['command']}`", ""]
     if plot is not None:
         lines += [f"![proxy vs full validation accuracy]({plot.name})", ""]
-    lines += ["## Per architecture (validation accuracy, %)", "",
-              "| architecture | " + " | ".join(per_arch) + " |", "|---|" + "---|" * len(per_arch)]
     order = sorted(range(len(archs)), key=lambda i: -per_arch.get("full", [0] * len(archs))[i])
-    for i in order:
-        lines.append(f"| {nni_space.arch_key(archs[i])} | " + " | ".join(f"{v[i]:.2f}" for v in per_arch.values()) + " |")
+    rows = [[nni_space.arch_key(archs[i])] + [f"{v[i]:.2f}" for v in per_arch.values()] for i in order]
+    lines += ["## Per architecture (validation accuracy, %)", "", markdown_table(["architecture", *per_arch], rows)]
     path.write_text("\n".join(lines) + "\n")
 
 

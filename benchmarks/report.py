@@ -15,7 +15,7 @@ from pathlib import Path
 
 from atom_plugin.runner import run_script
 from atom_plugin.config import preset_parametrisation
-from atom_plugin.results import markdown_table, read_records
+from atom_plugin.results import read_records, records_table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -58,7 +58,7 @@ def protocol_table() -> str:
         r["nets"] = r["networks"] or "—"
         r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
             f"{r['num_models']} × {r['eval_epochs']} ep"
-    table = markdown_table(recs, [("IPC", "ipc"), ("method", "method"), ("factor", "factor"), ("networks", "nets"),
+    table = records_table(recs, [("IPC", "ipc"), ("method", "method"), ("factor", "factor"), ("networks", "nets"),
                                   ("model", "model"), ("test acc. %", "acc"), ("budget", "budget"),
                                   ("device", "device")])
     figure = _ipc_figure([r for r in recs if r["model"] == "convnet"], RESULTS / "fashion_mnist_ipc.png")
@@ -196,7 +196,7 @@ def ablation_table() -> str:
         if r["method"] in ("random", "tiled-random"):
             dm = _control(recs, r, "dm", ("ipc", "num_models", "eval_epochs", "device", "seed"), **plain)
         r["vs_dm"] = _paired_delta(r, dm) if dm else ""
-    table = markdown_table(recs, [("round", "round"), ("IPC", "ipc"), ("setting", "setting"), ("factor", "factor"),
+    table = records_table(recs, [("round", "round"), ("IPC", "ipc"), ("setting", "setting"), ("factor", "factor"),
                                   ("w_s / w_c / w_e / p / layers", "loss"), ("matching net (norm, networks)", "net"),
                                   ("val. acc. %", "acc"), ("− dm, paired", "vs_dm"),
                                   ("final loss", "fl"), ("budget", "budget"), ("condense s", "condense_seconds")])
@@ -217,7 +217,7 @@ def speed_table() -> str:
         r["ratio"] = f"{ref['ms_per_iter_median'] / r['ms_per_iter_median']:.1f}×" if ref and r["mode"] != "reference" else ""
         r["ms"] = f"{r['ms_per_iter_median']:.1f} ({r['ms_per_iter_p10']:.1f}–{r['ms_per_iter_p90']:.1f})"
         r["mem"] = "" if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb']:.0f}"
-    table = markdown_table(rows, [("device", "device"), ("IPC", "ipc"), ("factor", "factor"),
+    table = records_table(rows, [("device", "device"), ("IPC", "ipc"), ("factor", "factor"),
                                   ("networks", "networks"), ("mode", "mode"),
                                   ("ms/iter median (p10–p90)", "ms"), ("speed-up vs reference", "ratio"),
                                   ("peak GPU MB", "mem"), ("timed iters", "timed_iterations")])

@@ -90,3 +90,24 @@ def test_subset_and_merge():
     assert merged.images_per_class() == {0: 3, 1: 3, 3: 3}
     with pytest.raises(ConfigError, match="more than one set"):
         merge_condensed([a, a])
+
+
+def test_from_dataset_keeps_the_source_metadata_and_takes_overrides():
+    from atom_plugin.data import ImageTensorDataset
+    from atom_plugin.errors import DataError
+
+    x = torch.randn(6, 2, 4, 4)
+    real = ImageTensorDataset(x, torch.tensor([0, 0, 1, 1, 2, 2]), ["a", "b", "c"], [0.1, 0.2], [0.3, 0.4],
+                              name="toy", dsa_strategy="crop")
+    cd = CondensedDataset.from_dataset(real, method="random", provenance={"seed": 3})
+    assert isinstance(cd, CondensedDataset) and torch.equal(cd.stored_images, x) and cd.factor == 1
+    assert (cd.classes, cd.mean, cd.std, cd.name, cd.dsa_strategy, cd.zca) == (["a", "b", "c"], (0.1, 0.2),
+                                                                              (0.3, 0.4), "toy", "crop", None)
+    assert (cd.method, cd.config, cd.provenance, cd.ipc) == ("random", None, {"seed": 3}, 2)
+    other = CondensedDataset.from_dataset(cd.select([0, 2]), mean=[0.5, 0.5], std=[1, 1], name="renamed")
+    assert (other.mean, other.std, other.name, other.method, len(other)) == ((0.5, 0.5), (1.0, 1.0), "renamed",
+                                                                             "real", 2)
+    with pytest.raises(DataError, match="`dataset` must be an ImageTensorDataset"):
+        CondensedDataset.from_dataset([(x[0], 0)])
+    with pytest.raises(DataError, match="mean/std"):
+        CondensedDataset.from_dataset(real, mean=[0.5])

@@ -2,6 +2,8 @@
 import json
 import threading
 
+import pytest
+
 from atom_plugin.results import append_records, read_records
 
 
@@ -22,3 +24,16 @@ def test_concurrent_appends_keep_every_record(tmp_path):
     assert sorted((r["writer"], r["i"]) for r in records) == [(w, i) for w in range(writers) for i in range(each)]
     assert json.loads(path.read_text()) == records
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no lock or temporary file left behind
+
+
+def test_markdown_table_is_the_one_table_syntax():
+    from atom_plugin.errors import ConfigError
+    from atom_plugin.results import markdown_table, records_table
+
+    assert markdown_table(["a", "b"], [[1, ""], ["x", 2.5]]) == "| a | b |\n|---|---|\n| 1 |  |\n| x | 2.5 |"
+    assert markdown_table(["only"], []) == "| only |\n|---|"
+    with pytest.raises(ConfigError, match="row 1 has 1 cells for 2 `headers`"):
+        markdown_table(["a", "b"], [[1, 2], [3]])
+    recs = [dict(ipc=1, acc=70.123), dict(ipc=10)]
+    assert records_table(recs, [("IPC", "ipc"), ("acc.", "{acc:.1f}"), ("none", "missing")]) == \
+        "| IPC | acc. | none |\n|---|---|---|\n| 1 | 70.1 |  |\n| 10 |  |  |"

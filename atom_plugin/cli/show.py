@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..results import markdown_table, read_records
+from ..results import read_records, records_table
 from ._common import GRID_FILE, RESULT_FILE, UsageError, _load_condensed, _shape_text
 
 
@@ -50,7 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not rows:
         raise UsageError(f"no accuracy records in {', '.join(map(str, files))}; run with --evaluate or "
                          "'atom evaluate' first")
-    print(markdown_table(rows, REPORT_COLUMNS) if args.markdown else _text_table(rows, REPORT_COLUMNS))
+    print(records_table(rows, REPORT_COLUMNS) if args.markdown else _text_table(rows, REPORT_COLUMNS))
     return 0
 
 

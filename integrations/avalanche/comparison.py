@@ -40,6 +40,7 @@ from avalanche.training.storage_policy import HerdingSelectionStrategy, Parametr
 
 from atom_plugin import ATOMConfig, build_model  # noqa: E402
 from atom_plugin.errors import check_choice  # noqa: E402
+from atom_plugin.results import markdown_table  # noqa: E402
 
 from .gdumb import CondensedGDumbPlugin  # noqa: E402
 from .methods import CONDENSING, GDUMB_LIKE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
@@ -92,7 +93,7 @@ class Recipe:
                              f"ConvNet width {self.condense_width}"),
             ("evaluation", f"whole test stream after every experience, minibatch {self.eval_mb_size}"),
         ]
-        return "\n".join(["| setting | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+        return markdown_table(["setting", "value"], rows)
 
 
 QUICK_RECIPE = Recipe(width=16, train_epochs=1, train_mb_size=32, mem_mb_size=32, eval_mb_size=256,
@@ -203,14 +204,14 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
 
 def results_table(rows: Sequence[dict]) -> str:
     """A Markdown table of :func:`run_method` results (one row per record)."""
-    head = "| method | memory | seed | final avg accuracy (%) | avg forgetting (%) | condensation (s) |"
-    lines = [head, "|---|---|---|---|---|---|"]
+    cells = []
     for r in rows:
         acc = "" if r.get("final_avg_accuracy") is None else f"{r['final_avg_accuracy']:.2f}"
         fgt = "" if r.get("avg_forgetting") is None else f"{r['avg_forgetting']:.2f}"
         cs = f"{r['condense_seconds']:.1f}" if r.get("method") in CONDENSING else "-"
-        lines.append(f"| {r['method']} | {r['memory']} | {r['seed']} | {acc} | {fgt} | {cs} |")
-    return "\n".join(lines)
+        cells.append([r["method"], r["memory"], r["seed"], acc, fgt, cs])
+    return markdown_table(["method", "memory", "seed", "final avg accuracy (%)", "avg forgetting (%)",
+                           "condensation (s)"], cells)
 
 
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:

@@ -42,9 +42,8 @@ def as_condensed(data: ImageTensorDataset, *, method: str = "real-split", proven
     """``data`` as a :class:`CondensedDataset` (unchanged when it already is one), so it can be saved."""
     if isinstance(data, CondensedDataset):
         return data
-    return CondensedDataset(data.images, data.labels, data.classes, data.mean, data.std, name=data.name,
-                            dsa_strategy=data.dsa_strategy, zca=data.zca, method=method,
-                            provenance=dict(provenance or {}, dataset=data.name, size=len(data)), check_finite=False)
+    return CondensedDataset.from_dataset(data, method=method,
+                                         provenance=dict(provenance or {}, dataset=data.name, size=len(data)))
 
 
 def save_split(data: ImageTensorDataset, path: str | os.PathLike, **provenance) -> Path:
