@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ._device import device_name, resolve_device
@@ -23,6 +21,7 @@ from .condensed import CondensedDataset
 from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
 from .errors import ConfigError, DataError, NonFiniteLossError, OutputPathError
+from .results import library_versions  # provenance's versions (one home: results.py)
 from .matcher import matcher_class
 
 
@@ -219,15 +218,4 @@ def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None 
     out.provenance["recondensed_from"] = dict(method=condensed.method, ipc=current, factor=condensed.factor,
                                               dataset=condensed.provenance.get("dataset", condensed.name))
     return out
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python, atom-plugin, torch, torchvision and numpy (for provenance and result files)."""
-    import torchvision
-
-    from . import __version__
-
-    return dict(python=platform.python_version(), atom_plugin=__version__, torch=torch.__version__,
-                torchvision=torchvision.__version__, numpy=np.__version__)
-
 

@@ -22,13 +22,24 @@ from ._safeio import atomic_write_text  # public here: result files are written 
 from .errors import CondensedFileError, ConfigError
 
 
-def environment(device: torch.device | str) -> dict:
-    """``device`` (GPU model or "cpu"), ``torch``, ``python``, ``atom_plugin``, ``date`` (UTC, ISO 8601), ``command``."""
+def library_versions() -> dict[str, str]:
+    """Versions of Python, atom-plugin, torch, torchvision and numpy: the one source of the versions recorded in
+    condensed sets' provenance and in result records (strings, e.g. ``{"torch": "2.4.1", ...}``)."""
+    import numpy as np
+    import torchvision
+
     from . import __version__
 
-    dev = torch.device(device)
-    return dict(device=device_name(dev), torch=torch.__version__, python=platform.python_version(),
-                atom_plugin=__version__, date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    return dict(python=platform.python_version(), atom_plugin=__version__, torch=torch.__version__,
+                torchvision=torchvision.__version__, numpy=np.__version__)
+
+
+def environment(device: torch.device | str) -> dict:
+    """``device`` (GPU model or "cpu"), ``torch``, ``python``, ``atom_plugin`` (from :func:`library_versions`),
+    ``date`` (UTC, ISO 8601), ``command``."""
+    v = library_versions()
+    return dict(device=device_name(torch.device(device)), torch=v["torch"], python=v["python"],
+                atom_plugin=v["atom_plugin"], date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 command=command_line())
 
 

@@ -37,3 +37,12 @@ def test_markdown_table_is_the_one_table_syntax():
     recs = [dict(ipc=1, acc=70.123), dict(ipc=10)]
     assert records_table(recs, [("IPC", "ipc"), ("acc.", "{acc:.1f}"), ("none", "missing")]) == \
         "| IPC | acc. | none |\n|---|---|---|\n| 1 | 70.1 |  |\n| 10 |  |  |"
+
+
+def test_result_records_and_provenance_read_the_versions_from_one_place(monkeypatch):
+    import atom_plugin.results as results
+
+    monkeypatch.setattr(results, "library_versions", lambda: dict(python="3.x", atom_plugin="9.9", torch="t"))
+    env = results.environment("cpu")
+    assert (env["python"], env["atom_plugin"], env["torch"]) == ("3.x", "9.9", "t")
+    assert list(env) == ["device", "torch", "python", "atom_plugin", "date", "command"]  # the records' layout
