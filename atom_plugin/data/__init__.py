@@ -11,6 +11,7 @@ from ._registry import list_datasets, load_dataset, register_dataset
 from .split import VAL_SEED, VAL_SIZE, stratified_split, validation_split
 from .stats import DATASET_STATS, DatasetStats
 from . import _cifar, _digits, _idx, _svhn, _tinyimagenet  # noqa: F401,E402  (register the built-in datasets)
+from ._idx import find_idx_files
 
 __all__ = [
     "DATASET_STATS",
@@ -19,6 +20,7 @@ __all__ = [
     "DIGIT_DSA_STRATEGY",
     "ImageTensorDataset",
     "as_image_dataset",
+    "find_idx_files",
     "list_datasets",
     "load_dataset",
     "register_dataset",

@@ -13,11 +13,12 @@ import struct
 import zlib
 from math import prod
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, check_choice
 from ._base import ImageTensorDataset
 from ._common import find_or_download, to_tensor_images
 from ._registry import register_dataset
@@ -65,6 +66,19 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
 
 
+# name -> (torchvision's class, i.e. its sub-folder CLASS/raw/; the other accepted sub-folder; system places'
+# attribute, read at call time; the end of the "not found" message)
+_SOURCES = {
+    "fashion-mnist": ("FashionMNIST", "fashion-mnist", "FASHION_MNIST_SYSTEM_DIRS",
+                      "get it with `apt-get install dataset-fashion-mnist` on Debian, or pass `root` (or set $ATOM_DATA) "
+                      "holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+                      "t10k-labels-idx1-ubyte.gz, or allow downloading (`download=True`)"),
+    "mnist": ("MNIST", "mnist", "MNIST_SYSTEM_DIRS",
+              "pass `root` (or set $ATOM_DATA) holding the four MNIST idx files (train-images-idx3-ubyte[.gz], ...), "
+              "or allow downloading (`download=True`)"),
+}
+
+
 def _file(d: Path, stem: str) -> Path | None:
     for cand in (d / stem, d / f"{stem}.gz"):
         if cand.is_file():
@@ -72,25 +86,56 @@ def _file(d: Path, stem: str) -> Path | None:
     return None
 
 
-def _load(name, root, split, image_size, download, *, subdirs, system_dirs, tv_class, classes, mean, std,
-          dsa, how_to_get):
-    images_stem, labels_stem = FILES[split]
+def find_idx_files(root=None, name: str = "fashion-mnist", *, splits: Sequence[str] = ("train", "test"),
+                   download: bool = False) -> dict[str, Path]:
+    """The idx files of Fashion-MNIST or MNIST, found where :func:`load_dataset` looks (the one search of both).
+
+    Searched: ``root``, ``$ATOM_DATA``, the system places (:data:`FASHION_MNIST_SYSTEM_DIRS`), the download cache
+    (``~/.cache/atom-plugin/data``); under each, the folder itself, torchvision's ``FashionMNIST/raw/``
+    (``MNIST/raw/``) and ``fashion-mnist/`` (``mnist/``), in that order. The first folder holding every file of
+    ``splits`` (each plain or ``.gz``, plain preferred) wins.
+
+    Args:
+        root: searched first (``--data-root``), or None.
+        name: ``"fashion-mnist"`` or ``"mnist"``.
+        splits: ``"train"`` and/or ``"test"``; two files each (images, labels).
+        download: when nothing is found, let torchvision download the splits into ``root`` (else ``$ATOM_DATA``,
+            else the download cache) and search there.
+
+    Returns:
+        ``{file stem: path}``, e.g. ``{"train-images-idx3-ubyte": Path(".../train-images-idx3-ubyte.gz"), ...}``,
+        images before labels, splits in the given order.
+
+    Raises:
+        ConfigError: an unknown ``name`` or split. DatasetNotFoundError: no folder holds the files (one line naming
+            every place searched and how to get them).
+    """
+    tv_class, plain_sub, system_attr, how_to_get = _SOURCES[check_choice(name, "name", tuple(_SOURCES))]
+    stems = [stem for split in splits for stem in FILES[check_choice(split, "splits", tuple(FILES))]]
+    subdirs = (f"{tv_class}/raw", plain_sub)
 
     def probe(d: Path):
         for sub in ("",) + subdirs:
-            pair = _file(d / sub, images_stem), _file(d / sub, labels_stem)
-            if pair[0] and pair[1]:
-                return pair
+            found = {stem: _file(d / sub, stem) for stem in stems}
+            if all(found.values()):
+                return found
         return None
 
     def downloader(target: Path):
         import torchvision.datasets as tvd
-        getattr(tvd, tv_class)(str(target), train=(split == "train"), download=True)
+        for split in splits:
+            getattr(tvd, tv_class)(str(target), train=(split == "train"), download=True)
 
-    images_path, labels_path = find_or_download(
-        name, root, probe=probe, system_dirs=system_dirs, download=download, downloader=downloader,
-        looked_for=f"{images_stem}[.gz] and {labels_stem}[.gz] (directly, in {subdirs[0]}/ or in {subdirs[1]}/)",
-        how_to_get=how_to_get)
+    files = " and ".join(f"{stem}[.gz]" for stem in stems) if len(stems) == 2 else \
+        f"{stems[0]}[.gz] and the {len(stems) - 1} other idx files"
+    return find_or_download(name, root, probe=probe, system_dirs=globals()[system_attr], download=download,
+                            downloader=downloader, how_to_get=how_to_get,
+                            looked_for=f"{files} (directly, in {subdirs[0]}/ or in {subdirs[1]}/)")
+
+
+def _load(name, root, split, image_size, download, *, classes):
+    images_path, labels_path = find_idx_files(root, name, splits=(split,), download=download).values()
+    stats = DATASET_STATS[name]
     x = read_idx(images_path, 3)
     y = read_idx(labels_path, 1)
     if x.shape[0] != y.shape[0]:
@@ -98,9 +143,9 @@ def _load(name, root, split, image_size, download, *, subdirs, system_dirs, tv_c
                         "the two files must come from the same split")
     if y.size and int(y.max()) >= len(classes):
         raise DataError(f"{labels_path}: label {int(y.max())} out of range for {len(classes)} classes")
-    images = to_tensor_images(torch.from_numpy(x.copy()).unsqueeze(1), mean, std, image_size)
+    images = to_tensor_images(torch.from_numpy(x.copy()).unsqueeze(1), stats.mean, stats.std, image_size)
     labels = torch.from_numpy(y.astype(np.int64))
-    return ImageTensorDataset(images, labels, classes, mean, std, name=name, dsa_strategy=dsa)
+    return ImageTensorDataset(images, labels, classes, stats.mean, stats.std, name=name, dsa_strategy=stats.dsa_strategy)
 
 
 @register_dataset("fashion-mnist", aliases=("fmnist", "fashionmnist"))
@@ -113,13 +158,7 @@ def load_fashion_mnist(root=None, *, split="train", image_size=None, download=Tr
     Raises:
         DatasetNotFoundError: no directory holds the split's two files. DataError: malformed files.
     """
-    return _load("fashion-mnist", root, split, image_size, download, subdirs=("FashionMNIST/raw", "fashion-mnist"),
-                 system_dirs=FASHION_MNIST_SYSTEM_DIRS, tv_class="FashionMNIST", classes=FASHION_MNIST_CLASSES,
-                 mean=DATASET_STATS["fashion-mnist"].mean, std=DATASET_STATS["fashion-mnist"].std,
-                 dsa=DATASET_STATS["fashion-mnist"].dsa_strategy,
-                 how_to_get="get it with `apt-get install dataset-fashion-mnist` on Debian, or pass `root` "
-                            "(or set $ATOM_DATA) holding train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, or allow downloading (`download=True`)")
+    return _load("fashion-mnist", root, split, image_size, download, classes=FASHION_MNIST_CLASSES)
 
 
 @register_dataset("mnist")
@@ -129,9 +168,4 @@ def load_mnist(root=None, *, split="train", image_size=None, download=True) -> I
     Searched like Fashion-MNIST (sub-folders ``MNIST/raw/`` and ``mnist/``; system places
     :data:`MNIST_SYSTEM_DIRS`). Raises as :func:`load_fashion_mnist`.
     """
-    return _load("mnist", root, split, image_size, download, subdirs=("MNIST/raw", "mnist"),
-                 system_dirs=MNIST_SYSTEM_DIRS, tv_class="MNIST", classes=tuple(str(i) for i in range(10)),
-                 mean=DATASET_STATS["mnist"].mean, std=DATASET_STATS["mnist"].std,
-                 dsa=DATASET_STATS["mnist"].dsa_strategy,
-                 how_to_get="pass `root` (or set $ATOM_DATA) holding the four MNIST idx files "
-                            "(train-images-idx3-ubyte[.gz], ...), or allow downloading (`download=True`)")
+    return _load("mnist", root, split, image_size, download, classes=tuple(str(i) for i in range(10)))

@@ -3,8 +3,9 @@
 Avalanche 0.6 reads Fashion-MNIST through torchvision's ``FashionMNIST(root, download=True)``, which skips the
 download when ``root/FashionMNIST/raw/`` holds the four *uncompressed* idx files. :func:`fashion_mnist_root`
 returns such a ``root``: a folder that already has that layout, or a cache folder into which it decompresses (or
-copies) the files found elsewhere, e.g. Debian's ``dataset-fashion-mnist`` package, which installs the four ``.gz``
-files in ``/usr/share/datasets/fashion-mnist``.
+copies) the files that the core's search (:func:`atom_plugin.data.find_idx_files`) found elsewhere, e.g. Debian's
+``dataset-fashion-mnist`` package, which installs the four ``.gz`` files in ``/usr/share/datasets/fashion-mnist``.
+Only the ``FashionMNIST/raw`` layout and its decompression cache are Avalanche's; the search is the core's.
 """
 from __future__ import annotations
 
@@ -15,11 +16,8 @@ import tempfile
 import zlib
 from pathlib import Path
 
+from atom_plugin.data import find_idx_files
 from atom_plugin.errors import DataError, DatasetNotFoundError, OutputPathError
-
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-SYSTEM_DIRS: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)
-_LAYOUTS = ("FashionMNIST/raw", "", "fashion-mnist")  # sub-folders searched under each candidate folder
 
 
 def default_cache_dir() -> Path:
@@ -28,53 +26,30 @@ def default_cache_dir() -> Path:
     return Path(base) / "atom-plugin" / "avalanche"
 
 
-def _complete(folder: Path) -> dict[str, Path] | None:
-    """``{file name: path}`` when ``folder`` holds all four files (each plain or ``.gz``, plain preferred)."""
-    out = {}
-    for name in FILES:
-        for cand in (folder / name, folder / (name + ".gz")):
-            if cand.is_file():
-                out[name] = cand
-                break
-        else:
-            return None
-    return out
-
-
 def fashion_mnist_root(data_root: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None) -> Path:
     """A folder ``ROOT`` with ``ROOT/FashionMNIST/raw/`` holding the four uncompressed idx files, for
     ``SplitFMNIST(..., dataset_root=ROOT)``.
 
-    Searched, in order: ``data_root``, ``$ATOM_DATA``, then :data:`SYSTEM_DIRS`; under each, the sub-folders
-    ``FashionMNIST/raw``, the folder itself and ``fashion-mnist``. A folder whose ``FashionMNIST/raw`` already has
-    the uncompressed files is returned as is; otherwise the files found first are decompressed (``.gz``) or
-    copied into ``cache_dir/FashionMNIST/raw/`` (default :func:`default_cache_dir`), atomically, once.
+    The files are found by the core's search, :func:`atom_plugin.data.find_idx_files` (``data_root``,
+    ``$ATOM_DATA``, Debian's folder, the core's download cache; each as is, ``FashionMNIST/raw`` or
+    ``fashion-mnist``), never downloaded. When they are uncompressed in a ``FashionMNIST/raw`` folder, its
+    ``ROOT`` is returned as is; otherwise they are decompressed (``.gz``) or copied into
+    ``cache_dir/FashionMNIST/raw/`` (default :func:`default_cache_dir`), atomically, once.
 
     Raises:
         DatasetNotFoundError: no folder holds the four files; the message lists every place searched.
         DataError: a corrupt ``.gz`` file.
         OutputPathError: the cache folder cannot be written.
     """
-    candidates: list[Path] = []
-    if data_root is not None:
-        candidates.append(Path(data_root).expanduser())
-    if os.environ.get("ATOM_DATA"):
-        candidates.append(Path(os.environ["ATOM_DATA"]).expanduser())
-    candidates += [Path(d) for d in SYSTEM_DIRS]
-    searched = []
-    for base in candidates:
-        for sub in _LAYOUTS:
-            folder = base / sub if sub else base
-            searched.append(str(folder))
-            found = _complete(folder)
-            if found is None:
-                continue
-            if sub == "FashionMNIST/raw" and all(p.suffix != ".gz" for p in found.values()):
-                return base
-            return _fill_cache(found, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-    raise DatasetNotFoundError(
-        "Fashion-MNIST idx files (train-images-idx3-ubyte[.gz] and the three others) not found in: "
-        + ", ".join(searched) + "; pass --data-root, set $ATOM_DATA, or install Debian's dataset-fashion-mnist")
+    try:
+        found = find_idx_files(data_root, "fashion-mnist")
+    except DatasetNotFoundError as exc:  # the core's message, said in this function's parameters
+        msg = str(exc).replace("`root`", "`data_root`").replace("; downloading is off (download=False)", "")
+        raise DatasetNotFoundError(msg.replace(", or allow downloading (`download=True`)", "")) from None
+    folder = next(iter(found.values())).parent
+    if folder.parts[-2:] == ("FashionMNIST", "raw") and all(p.suffix != ".gz" for p in found.values()):
+        return folder.parent.parent
+    return _fill_cache(found, Path(cache_dir) if cache_dir is not None else default_cache_dir())
 
 
 def _fill_cache(found: dict[str, Path], cache: Path) -> Path:

@@ -356,3 +356,28 @@ def test_real_debian_fashion_mnist(monkeypatch):
     assert ds.images.shape == (10000, 1, 28, 28)
     assert ds.class_counts().tolist() == [1000] * 10
     assert abs(float(ds.images.mean())) < 0.05 and abs(float(ds.images.std()) - 1) < 0.05
+
+
+def test_find_idx_files_is_the_search_of_the_loader_and_the_adapters(tmp_path, monkeypatch):
+    from atom_plugin.data import find_idx_files
+
+    tv, deb = tmp_path / "tv", tmp_path / "deb"
+    write_fashion_mnist(tv, n_train_per_class=1, n_test_per_class=1, gz=False, layout="torchvision")
+    write_fashion_mnist(deb, n_train_per_class=1, n_test_per_class=1, gz=True, layout="flat")
+    found = find_idx_files(tv)
+    assert list(found) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte"]
+    assert {p.parent for p in found.values()} == {tv / "FashionMNIST" / "raw"}
+    monkeypatch.setenv("ATOM_DATA", str(deb))  # searched after root, before the system places
+    assert find_idx_files(None, splits=("test",)) == {"t10k-images-idx3-ubyte": deb / "t10k-images-idx3-ubyte.gz",
+                                                      "t10k-labels-idx1-ubyte": deb / "t10k-labels-idx1-ubyte.gz"}
+    assert find_idx_files(tv)["train-images-idx3-ubyte"].parent == tv / "FashionMNIST" / "raw"  # root first
+    (deb / "t10k-labels-idx1-ubyte.gz").unlink()  # an incomplete folder is skipped, not half used
+    monkeypatch.delenv("ATOM_DATA")
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_idx_files(deb, "fashion-mnist", splits=("test",))
+    assert "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]" in assert_one_line(info)
+    write_mnist(tmp_path / "m", n_train_per_class=1, n_test_per_class=1, layout="folder")
+    assert find_idx_files(tmp_path / "m", "mnist", splits=("train",))["train-labels-idx1-ubyte"].parent.name == "mnist"
+    with pytest.raises(ConfigError, match="name must be one of: fashion-mnist, mnist"):
+        find_idx_files(tv, "cifar10")

@@ -300,9 +300,10 @@ def test_core_and_package_do_not_import_avalanche():
 # -- the data helper (no Avalanche needed) ------------------------------------------------------------------------
 
 def test_fashion_mnist_root_layouts(tmp_path, monkeypatch):
-    import atom_plugin.integrations.avalanche.data as data
+    from atom_plugin.data import _common, _idx
 
-    monkeypatch.setattr(data, "SYSTEM_DIRS", ())
+    monkeypatch.setattr(_idx, "FASHION_MNIST_SYSTEM_DIRS", ())  # the core's search is the adapter's
+    monkeypatch.setattr(_common, "DEFAULT_DATA_DIR", str(tmp_path / "core-cache"))
     monkeypatch.delenv("ATOM_DATA", raising=False)
     tv = tmp_path / "tv"
     write_fashion_mnist(tv, n_train_per_class=1, n_test_per_class=1, gz=False, layout="torchvision")
@@ -316,8 +317,10 @@ def test_fashion_mnist_root_layouts(tmp_path, monkeypatch):
     monkeypatch.setenv("ATOM_DATA", str(deb))
     assert fashion_mnist_root(None, cache_dir=cache) == cache
     monkeypatch.delenv("ATOM_DATA")
-    with pytest.raises(DatasetNotFoundError, match="not found in"):
+    with pytest.raises(DatasetNotFoundError, match="not found") as info:
         fashion_mnist_root(tmp_path / "nowhere", cache_dir=cache)
+    msg = str(info.value)
+    assert "nowhere (data root)" in msg and "`data_root`" in msg and "download" not in msg.split(";", 1)[1]
 
 
 def test_buffer_stores_plain_images_whatever_the_preset_table_says():
