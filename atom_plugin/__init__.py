@@ -24,11 +24,11 @@ from .condensed import CondensedDataset, merge_condensed
 from .config import PRESETS, ATOMConfig, register_preset
 from .data import ImageTensorDataset, load_dataset, stratified_split, validation_split
 from .errors import ATOMError
-from .evaluate import EvalResult, evaluate, test_accuracy, train_model
+from .evaluate import EvalResult, accuracy_on, evaluate, test_accuracy, train_model
 from .models import build_model, is_model, list_models, register_model
 
 __all__ = [
-    "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult",
+    "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult", "accuracy_on",
     "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "device_name", "evaluate",
     "herding_subset", "is_model", "resolve_device",
     "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",

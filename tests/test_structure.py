@@ -25,3 +25,23 @@ def test_the_rule_sees_a_private_import():
     assert not PRIVATE_CORE.search("from atom_plugin.matcher import build_matcher")
     assert not PRIVATE_CORE.search("from atom_plugin.integrations.avalanche._compat import x")
     assert PRIVATE_ANY.search("from atom_plugin.integrations.nni._nni import require_nni")
+
+
+def test_no_public_core_name_looks_like_a_test_to_pytest():
+    """``from atom_plugin import *`` in a test module must not add tests: the accuracy function is accuracy_on; the
+    old name test_accuracy stays as a deprecated alias that pytest skips (``__test__ = False``)."""
+    import warnings
+
+    import torch
+
+    import atom_plugin
+
+    looks_like_tests = [n for n in atom_plugin.__all__ if n.startswith("test")
+                        and getattr(getattr(atom_plugin, n), "__test__", True)]
+    assert not looks_like_tests
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    data = atom_plugin.ImageTensorDataset(torch.randn(6, 1, 2, 2), torch.tensor([0, 1] * 3), ["a", "b"], [0.0], [1.0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert atom_plugin.test_accuracy(net, data, batch_size=4) == atom_plugin.accuracy_on(net, data)
+    assert [w.category for w in caught] == [DeprecationWarning] and "accuracy_on" in str(caught[0].message)

@@ -1,7 +1,7 @@
 """Train one candidate on a (proxy) training set and validate it on real held-out data; no NNI needed.
 
 This is the core evaluation protocol (``atom_plugin.train_model``: SGD with momentum 0.9, lr x0.1 at half the
-epochs, DSA on every batch) followed by ``atom_plugin.test_accuracy`` on a validation split -- never the test
+epochs, DSA on every batch) followed by ``atom_plugin.accuracy_on`` on a validation split -- never the test
 set. NNI trials, the NAS evaluator and the GPU proxy-validity study all call :func:`train_and_validate`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from atom_plugin import test_accuracy, train_model
+from atom_plugin import accuracy_on, train_model
 from atom_plugin import resolve_device
 from atom_plugin.data import ImageTensorDataset
 from atom_plugin.errors import ConfigError
@@ -96,8 +96,8 @@ def train_and_validate(
         done = epoch + 1
         if report_every and (done % report_every == 0 or done == epochs):
             was_training = model.training
-            acc = test_accuracy(model, val) / 100.0
-            model.train(was_training)  # test_accuracy leaves eval mode; training must go on in train mode
+            acc = accuracy_on(model, val) / 100.0
+            model.train(was_training)  # accuracy_on leaves eval mode; training must go on in train mode
             history.append((done, acc))
             if on_report is not None:
                 on_report(done, acc)
@@ -106,7 +106,7 @@ def train_and_validate(
     train_model(net, train, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), momentum=momentum,
                 weight_decay=float(weight_decay), dsa=dsa, generator=torch.Generator().manual_seed(int(seed) + 1),
                 on_epoch_end=on_epoch_end, compile=compile)
-    acc = history[-1][1] if history and history[-1][0] == epochs else test_accuracy(net, val) / 100.0
+    acc = history[-1][1] if history and history[-1][0] == epochs else accuracy_on(net, val) / 100.0
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return TrainResult(float(acc), time.perf_counter() - t0, int(epochs), len(train), history)
