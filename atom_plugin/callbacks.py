@@ -22,7 +22,12 @@ class CondenseState:
 
 
 class CondenseCallback:
-    """Base class: override any of the four hooks. Hooks must not modify the state."""
+    """Base class: override any of the five hooks. Hooks must not modify the state.
+
+    A run calls ``on_condense_start`` once, then ``on_log`` and ``on_checkpoint`` as it goes, and ends with either
+    ``on_condense_end`` (it finished) or ``on_exception`` (it raised, Ctrl-C included; the exception propagates
+    after every callback has seen it), as Lightning's ``on_fit_end`` / ``on_exception``.
+    """
 
     def on_condense_start(self, state: CondenseState) -> None: ...
 
@@ -31,6 +36,10 @@ class CondenseCallback:
     def on_checkpoint(self, state: CondenseState, path: Path) -> None: ...
 
     def on_condense_end(self, state: CondenseState) -> None: ...
+
+    def on_exception(self, state: CondenseState, exc: BaseException) -> None:
+        """The loop raised ``exc`` (an error, ``KeyboardInterrupt``, ...) after ``on_condense_start``; ``state``
+        holds the last logged iteration. Release what the callback holds (a bar, a file); do not raise."""
 
 
 class ProgressBar(CondenseCallback):
@@ -55,4 +64,8 @@ class ProgressBar(CondenseCallback):
     def on_condense_end(self, state):
         if self.bar is not None:
             self.bar.update(state.iteration - self.bar.n)
+            self.bar.close()
+
+    def on_exception(self, state, exc):
+        if self.bar is not None:  # so an error message does not land on the bar's line
             self.bar.close()

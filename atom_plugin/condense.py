@@ -162,19 +162,24 @@ def condense(
         for cb in callbacks:
             cb.on_log(state)
 
-    for t in range(state.iteration, cfg.iterations):
-        window[t - window_start] = matcher.step(t)
-        done = t + 1
-        if done - window_start == log_every or done == cfg.iterations:
-            flush(done)
-        if ckpt is not None and (done % checkpoint_every == 0 or done == cfg.iterations):
-            flush(done)
-            save_checkpoint(ckpt, matcher, run_meta, state)
-            last_good = ckpt
-            for cb in callbacks:
-                cb.on_checkpoint(state, ckpt)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    try:
+        for t in range(state.iteration, cfg.iterations):
+            window[t - window_start] = matcher.step(t)
+            done = t + 1
+            if done - window_start == log_every or done == cfg.iterations:
+                flush(done)
+            if ckpt is not None and (done % checkpoint_every == 0 or done == cfg.iterations):
+                flush(done)
+                save_checkpoint(ckpt, matcher, run_meta, state)
+                last_good = ckpt
+                for cb in callbacks:
+                    cb.on_checkpoint(state, ckpt)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    except BaseException as exc:  # errors and Ctrl-C: every callback sees it (closes bars, ...), then it goes on
+        for cb in callbacks:
+            cb.on_exception(state, exc)
+        raise
     state.elapsed = time.perf_counter() - t0
     state.iteration = cfg.iterations
     for cb in callbacks:

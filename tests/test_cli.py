@@ -347,3 +347,27 @@ def test_core_messages_name_parameters_and_the_cli_names_flags(tiny_fmnist_root,
              "device": argparse.Action(["--device"], "device"), "out": argparse.Action(["--out"], "out")}
     assert flag_message("pass `resume=True`, `device='cpu'`, another `checkpoint` or `zca`; allow `download=True`",
                         flags) == "pass --resume, --device cpu, another --out or `zca`; allow leave out --no-download"
+
+
+def test_ctrl_c_during_evaluation_says_the_set_is_saved(tiny_fmnist_root, tmp_path, monkeypatch):
+    import atom_plugin.cli.condense as cli_condense
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_condense, "_evaluate", interrupted)
+    out = tmp_path / "eval-interrupted"
+    code, _, err = run(tiny(tiny_fmnist_root, "--iterations", 1, *EVAL, "--out", out))
+    assert code == 130 and (out / "condensed.safetensors").exists()
+    assert err == (f"\ninterrupted during evaluation; {out / 'condensed.safetensors'} is saved; evaluate it with: "
+                   f"atom evaluate {out} --split test --model convnet --num-models 1 --epochs 1 --device cpu "
+                   "--seed 0\n")
+
+
+def test_an_error_in_the_loop_closes_the_bar_before_the_one_line_message(tiny_fmnist_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(Matcher, "step", lambda self, t: torch.tensor(float("nan")))
+    argv = [a for a in tiny(tiny_fmnist_root, "--iterations", 2, "--out", tmp_path / "nan") if a != "--quiet"]
+    code, _, err = run(argv)
+    bar, message, end = err.split("\n")  # the bar's line (with its \r redraws), ended when it closed; the error
+    assert code == 2 and "condense fashion-mnist" in bar and "error" not in bar and end == ""
+    assert message.startswith("error: the matching loss became NaN/Inf at iteration 0")

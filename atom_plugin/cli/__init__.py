@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ATOMError as exc:
         print(f"error: {flag_message(one_line(exc), args.flags)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # a command may leave a hint (how to continue) in args.interrupt_hint
+        hint = getattr(args, "interrupt_hint", None)
+        message = hint() if hint is not None else "\ninterrupted"
+        if message:
+            print(message, file=sys.stderr)
         return 130
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -54,23 +53,17 @@ def cmd_condense(args: argparse.Namespace) -> int:
     callbacks = [c for c in (bar, tracker) if c is not None]
     kwargs = dict(device=dev, seed=args.seed, classes=args.classes, callbacks=callbacks, checkpoint=ckpt,
                   checkpoint_every=args.checkpoint_every, resume=args.resume, compile=args.compile)
+    # Ctrl-C: the bar closes itself (ProgressBar.on_exception); main() prints this hint and exits with 130.
+    args.interrupt_hint = lambda: tracker.interrupted_message(_resume_command(args.argv, world)) if rank == 0 else ""
     t0 = time.perf_counter()
-    try:
-        if parallel:
-            try:
-                condensed = condense_class_parallel(train, cfg, **kwargs)
-            finally:  # rank 0 goes on alone (saving, evaluating): nothing may wait for it
-                torch.distributed.destroy_process_group()
-        else:
-            condensed = condense(train, cfg, **kwargs)
-    except KeyboardInterrupt:
-        _close(bar)
-        if rank == 0:
-            print(tracker.interrupted_message(_resume_command(args.argv, world)), file=sys.stderr)
-        return 130
-    except BaseException:
-        _close(bar)  # so an error message does not land on the bar's line
-        raise
+    if parallel:
+        try:
+            condensed = condense_class_parallel(train, cfg, **kwargs)
+        finally:  # rank 0 goes on alone (saving, evaluating): nothing may wait for it
+            torch.distributed.destroy_process_group()
+    else:
+        condensed = condense(train, cfg, **kwargs)
+    args.interrupt_hint = None
     if rank != 0:
         return 0
     wall = time.perf_counter() - t0
@@ -86,16 +79,13 @@ def cmd_condense(args: argparse.Namespace) -> int:
     _append(out / RESULT_FILE, [_with_env(record, dev, args.argv)])
     print(f"condensed {condensed.name}: {_shape_text(condensed)} in {wall:.0f} s -> {path}")
     if args.evaluate:
-        try:
-            result = _evaluate(condensed, eval_set, args.eval_model, args.eval_models, args.eval_epochs, 256, dev,
-                               args.seed, args.eval_compile, args.quiet)
-        except KeyboardInterrupt:
-            again = ["evaluate", str(out), "--split", split, "--model", args.eval_model, "--num-models",
-                     str(args.eval_models), "--epochs", str(args.eval_epochs), "--device", args.device,
-                     "--seed", str(args.seed)]
-            print(f"\ninterrupted during evaluation; {path} is saved; evaluate it with: atom {shlex.join(again)}",
-                  file=sys.stderr)
-            return 130
+        again = ["evaluate", str(out), "--split", split, "--model", args.eval_model, "--num-models",
+                 str(args.eval_models), "--epochs", str(args.eval_epochs), "--device", args.device,
+                 "--seed", str(args.seed)]
+        args.interrupt_hint = lambda: f"\ninterrupted during evaluation; {path} is saved; evaluate it with: " \
+                                      f"atom {shlex.join(again)}"
+        result = _evaluate(condensed, eval_set, args.eval_model, args.eval_models, args.eval_epochs, 256, dev,
+                           args.seed, args.eval_compile, args.quiet)
         _append(out / RESULT_FILE, [_accuracy_record(result, condensed, split, path, args.seed, dev, args.argv)])
         print(_accuracy_line(result, split))
     return 0
@@ -128,11 +118,6 @@ class _Tracker(CondenseCallback):
         else:
             where = "no checkpoint written yet; --resume starts from the beginning"
         return f"interrupted at iteration {self.iteration} ({where}); continue with: {resume_cmd}"
-
-
-def _close(bar: ProgressBar | None) -> None:
-    if bar is not None and bar.bar is not None:
-        bar.bar.close()
 
 
 def _resume_command(argv: list[str], world: int = 1) -> str:
