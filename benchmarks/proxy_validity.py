@@ -47,6 +47,7 @@ from _common import RESULTS, done_keys, log, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, validation_split
 from atom_plugin import device_name, resolve_device
+from atom_plugin.data import VAL_SIZE
 from atom_plugin.runner import run_script
 from atom_plugin.results import append_records, environment, markdown_table, records_table
 
@@ -76,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--iterations", type=int, default=None, help="condensation iterations (default 8000; quick 3)")
     ap.add_argument("--batch-real", type=int, default=64)
-    ap.add_argument("--val-size", type=int, default=None, help="validation images (default 5000; quick: a fifth)")
+    ap.add_argument("--val-size", type=int, default=None, help=f"validation images (default {VAL_SIZE}; quick: a fifth)")
     ap.add_argument("--full-subsample", type=int, default=None, help="real images per class standing in for the "
                     "full data (default all; quick 16)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (the same for every candidate)")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, validation_split
-from atom_plugin.data import ImageTensorDataset as Dataset
+from atom_plugin.data import VAL_SIZE, ImageTensorDataset as Dataset
 
 
 def add_data_and_proxy_args(ap: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def add_data_and_proxy_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--iterations", type=int, default=None, help="condensation iterations (default 2000; quick 3)")
     ap.add_argument("--full-epochs", type=int, default=None, help="epochs of the final full-data training "
                     "(default 50; quick 2)")
-    ap.add_argument("--val-size", type=int, default=None, help="held-out validation images (default 5000; quick: "
-                    "a fifth of the training set, at most 5000)")
+    ap.add_argument("--val-size", type=int, default=None, help=f"held-out validation images (default {VAL_SIZE}; "
+                    f"quick: a fifth of the training set, at most {VAL_SIZE})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
 

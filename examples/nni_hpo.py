@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from atom_plugin import evaluate
+from atom_plugin.data import VAL_SEED
 from atom_plugin.runner import run_script
 
 from _proxy_setup import add_data_and_proxy_args, get_proxy, load_splits
@@ -130,7 +131,7 @@ def main(argv=None) -> dict:
     code_dir = out / "hpo_trial"
     code_dir.mkdir(parents=True, exist_ok=True)
     proxy.save(code_dir / "proxy.safetensors")
-    save_split(val, code_dir / "val.safetensors", split="validation", val_size=val_size, seed=0)
+    save_split(val, code_dir / "val.safetensors", split="validation", val_size=val_size, seed=VAL_SEED)
     trial_argv = ["--proxy", "proxy.safetensors", "--val", "val.safetensors", "--epochs", str(args.epochs),
                   "--report-every", str(max(1, args.epochs // 10)), "--seed", str(args.seed), "--device", args.device]
     (code_dir / "trial.py").write_text(trial_script(trial_argv))
