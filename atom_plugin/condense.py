@@ -63,10 +63,12 @@ def condense(
         init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
         compile: run the network through ``torch.compile`` (faster for long runs; a one-time compilation of
             tens of seconds; results equal eager ones up to float rounding).
-        device_memory_budget_mb: device memory the real pool may take. Default: on CUDA, half the free memory;
-            elsewhere unlimited. A pool that does not fit stays in pinned host memory and each iteration's
-            real batch is gathered there and copied over (same random draws, same result, one sync per
-            iteration). Set it small to force (or test) the streaming path.
+        device_memory_budget_mb: device memory the real pool may take, and (separately) the activations of one
+            forward of real images. Default: on CUDA, half the free memory; elsewhere unlimited. A pool that
+            does not fit stays in pinned host memory and each iteration's real batch is gathered there and
+            copied over (same random draws, same result, one sync per iteration). A real batch whose forward
+            does not fit goes through the network a few classes at a time (the same statistics: every norm but
+            BatchNorm is per sample; with BatchNorm it stays one forward). Set it small to force (or test) both.
         mode: ``"fast"`` (default) or ``"reference"``: the per-iteration structure of the official loops
             (network rebuilt each iteration, per-class Python loops, loss on the CPU; see
             :mod:`atom_plugin._reference`). Same random numbers, same result up to rounding, much slower.
