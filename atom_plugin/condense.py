@@ -22,6 +22,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_same_run, s
 from .condensed import CondensedDataset
 from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
+from .dsa import check_deterministic, parse_strategy
 from .errors import ConfigError, DataError, NonFiniteLossError, OutputPathError
 from .matcher import matcher_class
 
@@ -79,7 +80,9 @@ def condense(
         the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
 
     Raises:
-        ConfigError: bad settings, IPC larger than the smallest class, unknown class index.
+        ConfigError: bad settings, IPC larger than the smallest class, unknown class index; on CUDA, DSA's
+            scale/rotate under ``torch.use_deterministic_algorithms(True)`` without ``warn_only`` (torch cannot
+            run their backward deterministically: :func:`atom_plugin.dsa.check_deterministic`).
         DataError: a requested class with no images; NaN/Inf in the data.
         OutputPathError: checkpoint location not writable, or a checkpoint exists and ``resume`` is False.
         CondensedFileError: the checkpoint is corrupt or belongs to another run.
@@ -91,6 +94,7 @@ def condense(
         data = ImageTensorDataset._like(data, data.images, data.labels)
     cfg = (config or ATOMConfig()).resolved(dsa_strategy_default=data.dsa_strategy)
     dev = resolve_device(device)
+    check_deterministic(parse_strategy(cfg.dsa_strategy) if cfg.dsa else (), dev)
     if not torch.isfinite(data.images).all():
         raise DataError(f"{data.name}: the training images contain NaN or Inf values; clean them before condensing")
     counts = data.class_counts()
