@@ -59,7 +59,8 @@ def condense(
         callbacks: :class:`CondenseCallback` objects (e.g. :class:`ProgressBar`).
         checkpoint: a ``.safetensors`` path; written atomically every ``checkpoint_every`` iterations and at the end.
         resume: continue from ``checkpoint`` if it exists (images, momentum and iteration; the random streams are
-            re-derived), giving the images an uninterrupted run gives (bit-exact on CPU).
+            re-derived), giving the images an uninterrupted run gives (bit-exact on CPU; up to float noise on
+            CUDA, where some kernels accumulate in a nondeterministic order).
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
         init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
         compile: run the network through ``torch.compile`` (faster for long runs; a one-time compilation of

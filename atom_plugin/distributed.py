@@ -4,7 +4,8 @@ The loss is a sum over classes and each class's synthetic images receive gradien
 so classes split across ranks with no communication during the loop; the result is gathered at the end.
 Every rank draws the random numbers of *all* classes (network weights, real batches, DSA parameters) from
 the same counter-based streams and keeps its own classes' part, so the result does not depend on how the
-classes are split: it equals the single-process result up to float rounding.
+classes are split: it equals the single-process result up to float rounding (on CPU; on CUDA up to float noise:
+nondeterministic kernels, and TF32 -- on by default for cuDNN convolutions -- differs with the batch shape).
 
 BatchNorm normalises over the whole batch and so couples classes: class-parallel runs refuse it.
 

@@ -12,7 +12,8 @@ One iteration (DM, Zhao & Bilen, WACV 2023, Alg. 1; DataDAM, Sajedi et al., ICCV
 All classes go through one batched forward per side (the real side in class chunks when one forward would not
 fit the device memory: :func:`real_chunk_classes`). Every random draw is a function of
 (seed, iteration, stream) (:mod:`atom_plugin._rng`), so checkpoints hold no generator state and a resumed run
-equals an uninterrupted one (bit-exact on CPU).
+equals an uninterrupted one (bit-exact on CPU; up to float noise on CUDA, whose kernels may accumulate
+in a nondeterministic order).
 """
 from __future__ import annotations
 
