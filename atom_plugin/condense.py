@@ -20,6 +20,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_same_run, s
 from .condensed import CondensedDataset
 from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
+from .dsa import check_deterministic, parse_strategy
 from .errors import ConfigError, DataError, NonFiniteLossError, OutputPathError
 from .results import library_versions  # provenance's versions (one home: results.py)
 from .matcher import matcher_class
@@ -57,15 +58,18 @@ def condense(
         callbacks: :class:`CondenseCallback` objects (e.g. :class:`ProgressBar`).
         checkpoint: a ``.safetensors`` path; written atomically every ``checkpoint_every`` iterations and at the end.
         resume: continue from ``checkpoint`` if it exists (images, momentum and iteration; the random streams are
-            re-derived), giving the images an uninterrupted run gives (bit-exact on CPU).
+            re-derived), giving the images an uninterrupted run gives (bit-exact on CPU; up to float noise on
+            CUDA, where some kernels accumulate in a nondeterministic order).
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
         init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
         compile: run the network through ``torch.compile`` (faster for long runs; a one-time compilation of
             tens of seconds; results equal eager ones up to float rounding).
-        device_memory_budget_mb: device memory the real pool may take. Default: on CUDA, half the free memory;
-            elsewhere unlimited. A pool that does not fit stays in pinned host memory and each iteration's
-            real batch is gathered there and copied over (same random draws, same result, one sync per
-            iteration). Set it small to force (or test) the streaming path.
+        device_memory_budget_mb: device memory the real pool may take, and (separately) the activations of one
+            forward of real images. Default: on CUDA, half the free memory; elsewhere unlimited. A pool that
+            does not fit stays in pinned host memory and each iteration's real batch is gathered there and
+            copied over (same random draws, same result, one sync per iteration). A real batch whose forward
+            does not fit goes through the network a few classes at a time (the same statistics: every norm but
+            BatchNorm is per sample; with BatchNorm it stays one forward). Set it small to force (or test) both.
         mode: ``"fast"`` (default) or ``"reference"``: the per-iteration structure of the official loops
             (network rebuilt each iteration, per-class Python loops, loss on the CPU; see
             :mod:`atom_plugin._reference`). Same random numbers, same result up to rounding, much slower.
@@ -76,7 +80,9 @@ def condense(
         the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
 
     Raises:
-        ConfigError: bad settings, IPC larger than the smallest class, unknown class index.
+        ConfigError: bad settings, IPC larger than the smallest class, unknown class index; on CUDA, DSA's
+            scale/rotate under ``torch.use_deterministic_algorithms(True)`` without ``warn_only`` (torch cannot
+            run their backward deterministically: :func:`atom_plugin.dsa.check_deterministic`).
         DataError: a requested class with no images; NaN/Inf in the data.
         OutputPathError: checkpoint location not writable, or a checkpoint exists and ``resume`` is False.
         CondensedFileError: the checkpoint is corrupt or belongs to another run.
@@ -88,6 +94,7 @@ def condense(
         data = ImageTensorDataset._like(data, data.images, data.labels)
     cfg = (config or ATOMConfig()).resolved(dsa_strategy_default=data.dsa_strategy)
     dev = resolve_device(device)
+    check_deterministic(parse_strategy(cfg.dsa_strategy) if cfg.dsa else (), dev)
     if not torch.isfinite(data.images).all():
         raise DataError(f"{data.name}: the training images contain NaN or Inf values; clean them before condensing")
     counts = data.class_counts()

@@ -4,7 +4,8 @@ The loss is a sum over classes and each class's synthetic images receive gradien
 so classes split across ranks with no communication during the loop; the result is gathered at the end.
 Every rank draws the random numbers of *all* classes (network weights, real batches, DSA parameters) from
 the same counter-based streams and keeps its own classes' part, so the result does not depend on how the
-classes are split: it equals the single-process result up to float rounding.
+classes are split: it equals the single-process result up to float rounding (on CPU; on CUDA up to float noise:
+nondeterministic kernels, and TF32 -- on by default for cuDNN convolutions -- differs with the batch shape).
 
 BatchNorm normalises over the whole batch and so couples classes: class-parallel runs refuse it.
 
@@ -35,7 +36,7 @@ from .condense import condense
 from .condensed import CondensedDataset
 from .config import ATOMConfig
 from .data._base import as_image_dataset
-from .errors import ConfigError
+from .errors import ConfigError, DeviceError
 
 if dist.is_available():  # imported before any process group exists: see the module docstring
     import torch.distributed.nn.functional as _dist_nn_functional
@@ -50,15 +51,27 @@ def init_from_env(device: str = "auto") -> torch.device:
     """Initialise the default process group from torchrun's environment; returns this rank's device.
 
     NCCL and ``cuda:LOCAL_RANK`` when CUDA is available (and ``device`` is not ``cpu``), else gloo on CPU.
+    On CUDA the group is bound to this rank's GPU (``device_id``), so NCCL never guesses it.
+
+    Raises:
+        DeviceError: ``LOCAL_RANK`` names a GPU this machine does not have (more processes than GPUs per node);
+            checked before the group is created.
     """
-    use_cuda = torch.cuda.is_available() and device != "cpu"
+    use_cuda = torch.cuda.is_available() and str(device) != "cpu"
+    if not use_cuda:
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+        return torch.device("cpu")
+    local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local >= count:
+        raise DeviceError(f"LOCAL_RANK {local} but this machine has {count} CUDA device(s): launch at most {count} "
+                          f"processes per node (`torchrun --nproc_per_node {count}`), or pass `device='cpu'` "
+                          "to run the ranks on gloo")
+    dev = torch.device("cuda", local)
+    torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
-        return dev
-    return torch.device("cpu")
+        dist.init_process_group(backend="nccl", device_id=dev)
+    return dev
 
 
 def split_classes(classes: Sequence[int], world_size: int) -> list[list[int]]:

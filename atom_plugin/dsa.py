@@ -192,3 +192,28 @@ def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: t
     ops = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     draw = sample_params(ops, x.shape[0], (x.shape[2], x.shape[3]), generator, shared_op=True)
     return apply_params(x, draw, torch.arange(x.shape[0], device=x.device))
+
+
+RESAMPLING_OPS = ("scale", "rotate")  # the ops that go through grid_sample
+
+
+def check_deterministic(ops: tuple[str, ...], device: torch.device) -> None:
+    """Refuse, before any work, a run that ``torch.use_deterministic_algorithms(True)`` would stop mid-way.
+
+    DSA's scale and rotate resample with ``grid_sample``, whose CUDA backward (reached through the synthetic
+    images) has no deterministic implementation: in deterministic mode without ``warn_only`` torch raises at
+    the first such iteration. Other devices, ``warn_only=True`` and strategies without those ops pass.
+
+    Args:
+        ops: the DSA ops of the run (from :func:`parse_strategy`; empty when DSA is off). device: the run's device.
+
+    Raises:
+        ConfigError: CUDA, deterministic algorithms on (not ``warn_only``) and a scale/rotate op in ``ops``.
+    """
+    resampling = [o for o in ops if o in RESAMPLING_OPS]
+    if (torch.device(device).type != "cuda" or not resampling or not torch.are_deterministic_algorithms_enabled()
+            or torch.is_deterministic_algorithms_warn_only_enabled()):
+        return
+    raise ConfigError(f"DSA's {' and '.join(resampling)} use grid_sample, whose CUDA backward has no deterministic "
+                      "implementation, but torch.use_deterministic_algorithms(True) is on: call it with "
+                      "warn_only=True (or turn it off), drop those ops from `dsa_strategy`, or pass `dsa=False`")

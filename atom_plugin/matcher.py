@@ -9,9 +9,11 @@ One iteration (DM, Zhao & Bilen, WACV 2023, Alg. 1; DataDAM, Sajedi et al., ICCV
   4. forward the real batch under ``no_grad`` and reduce it to per-class statistics; forward the synthetic
      batch with a graph; the ATOM-style loss (:mod:`atom_plugin.loss`) compares them;
   5. one SGD step (lr 1, momentum 0.5) on the stored synthetic pixels (then the pool trains its network).
-All classes go through one batched forward per side. Every random draw is a function of
+All classes go through one batched forward per side (the real side in class chunks when one forward would not
+fit the device memory: :func:`real_chunk_classes`). Every random draw is a function of
 (seed, iteration, stream) (:mod:`atom_plugin._rng`), so checkpoints hold no generator state and a resumed run
-equals an uninterrupted one (bit-exact on CPU).
+equals an uninterrupted one (bit-exact on CPU; up to float noise on CUDA, whose kernels may accumulate
+in a nondeterministic order).
 """
 from __future__ import annotations
 
@@ -101,6 +103,8 @@ class Matcher:
                                **cfg.model_kwargs()).to(device)
         self.net.requires_grad_(False)
         self.net.train()  # as the official loops (matters only for BatchNorm)
+        self.real_chunk = real_chunk_classes(self.net, self.layers, by_class[:1], self.n_real, L, device,
+                                             device_memory_budget_mb)
         # torch.compile fuses norm/activation/pool with the attention maps (|f|^p and its sums never hit memory
         # as separate passes); parameters are re-drawn (or loaded from the pool) in place, so one graph serves all.
         self.real_stats = torch.compile(self._real_stats) if compile else self._real_stats
@@ -117,8 +121,13 @@ class Matcher:
                                          starts[run], run_counts)
 
     def _real_stats(self, real: torch.Tensor) -> list[torch.Tensor]:
-        maps, emb = self.net.forward_intermediates(real, self.layers)
-        return real_statistics(maps, emb, self.num_local, self.weights)
+        """Per-class statistics of the class-major real batch, forwarded ``self.real_chunk`` classes at a time
+        (:func:`real_chunk_classes`; per-sample norms make the chunks' statistics those of one forward)."""
+        parts = []
+        for rows in real.split(self.real_chunk * self.n_real):
+            maps, emb = self.net.forward_intermediates(rows, self.layers)
+            parts.append(real_statistics(maps, emb, rows.shape[0] // self.n_real, self.weights))
+        return parts[0] if len(parts) == 1 else [torch.cat(s) for s in zip(*parts)]
 
     def _syn_loss(self, syn: torch.Tensor, stats: list[torch.Tensor], ce_scale: torch.Tensor | None = None) -> torch.Tensor:
         maps, emb = self.net.forward_intermediates(syn, self.layers)
@@ -220,3 +229,46 @@ def _pool_fits(pool: torch.Tensor, device: torch.device, budget_mb: float | None
         free, _ = torch.cuda.mem_get_info(device)
         return size_mb <= 0.5 * free / 2**20
     return True
+
+
+def real_chunk_classes(net: torch.nn.Module, layers: tuple[int, ...], probe: torch.Tensor, n_real: int,
+                       num_classes: int, device: torch.device, budget_mb: float | None) -> int:
+    """Classes per forward of the real batch, so that one forward's activations fit the device-memory budget.
+
+    The budget is ``budget_mb`` (``device_memory_budget_mb``) when given, else half the free CUDA memory; on
+    other devices without a budget, and for networks with BatchNorm (its batch statistics couple the classes,
+    so the real batch stays one forward), every class goes in one forward. A class's cost is ``n_real`` times
+    an upper bound of one sample's no-grad activations: every leaf module's output as if all were alive at
+    once, plus the matched maps again (the attention maps' temporaries), measured on one forward of ``probe``.
+
+    Args:
+        net: the matcher's network (on ``device``). layers: the matched block indices.
+        probe: ``(1, C, H, W)`` float32, one real image (any device). n_real: real images per class.
+        num_classes: classes in the real batch. budget_mb: MiB, or None.
+
+    Why: TinyImageNet's 200 classes x 64 real images in one forward hold ~27 GB in ConvNet's first-block map
+    alone (12800 x 128 x 64 x 64 float32).
+
+    Returns:
+        An int in ``[1, num_classes]``.
+    """
+    bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    if bn or (budget_mb is None and device.type != "cuda"):
+        return num_classes
+    budget = budget_mb * 2**20 if budget_mb is not None else 0.5 * torch.cuda.mem_get_info(device)[0]
+    sizes = []
+
+    def record(module, inputs, out):
+        if isinstance(out, torch.Tensor):
+            sizes.append(out.numel() * out.element_size())
+
+    leaves = [m for m in net.modules() if next(m.children(), None) is None]
+    hooks = [m.register_forward_hook(record) for m in leaves]
+    try:
+        with torch.no_grad():
+            maps, _ = net.forward_intermediates(probe.to(device), layers)
+    finally:
+        for h in hooks:
+            h.remove()
+    per_sample = probe.numel() * probe.element_size() + sum(sizes) + sum(m.numel() * m.element_size() for m in maps)
+    return max(1, min(num_classes, int(budget // (per_sample * n_real))))

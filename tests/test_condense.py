@@ -140,6 +140,42 @@ def test_streaming_from_host_gives_the_same_images(digits):
     assert torch.equal(resident.images, streamed.images)
 
 
+
+def test_real_batch_in_class_chunks_gives_the_same_statistics_and_images(digits):
+    """A real forward over the memory budget goes in class chunks: per-sample norms make it exact (bit for bit)."""
+    cfg = ATOMConfig(ipc=2, iterations=3, norm="instancenorm", **SMALL)
+    rcfg = cfg.resolved(dsa_strategy_default=digits.dsa_strategy)
+    run = list(range(10))
+    m = Matcher(digits, rcfg, run, run, torch.device("cpu"), 0, None, device_memory_budget_mb=0.001)
+    assert m.real_chunk == 1 and Matcher(digits, rcfg, run, run, torch.device("cpu"), 0, None).real_chunk == 10
+    reinit_(m.net, torch.Generator().manual_seed(0))
+    real = m.pool[: 10 * m.n_real]
+    whole = m._real_stats(real)
+    for chunk in (1, 3, 7):  # uneven splits too: 3 + 3 + 3 + 1 classes
+        m.real_chunk = chunk
+        parts = m._real_stats(real)
+        assert len(parts) == len(whole) and all(torch.equal(a, b) for a, b in zip(parts, whole))
+    one = condense(digits, cfg, device="cpu", seed=4)
+    chunked = condense(digits, cfg, device="cpu", seed=4, device_memory_budget_mb=0.001)
+    assert torch.equal(one.images, chunked.images)
+    assert one.provenance["loss_history"] == chunked.provenance["loss_history"]
+
+
+def test_real_chunk_rule():
+    """Classes per real forward: all of them on CPU without a budget or with BatchNorm, else what the budget holds."""
+    from atom_plugin.matcher import real_chunk_classes
+
+    cpu, probe = torch.device("cpu"), torch.randn(1, 1, 32, 32)
+    net = build_model("convnet", channels=1, num_classes=10, image_size=32, width=16, norm="instancenorm")
+    assert real_chunk_classes(net, (1, 2, 3), probe, 16, 10, cpu, None) == 10
+    assert real_chunk_classes(net, (1, 2, 3), probe, 16, 10, cpu, 0.001) == 1
+    k = real_chunk_classes(net, (1, 2, 3), probe, 16, 10**6, cpu, 100.0)
+    assert 1 < k < 10**6 and real_chunk_classes(net, (1, 2, 3), probe, 16, 10**6, cpu, 200.0) in (2 * k, 2 * k + 1)
+    assert real_chunk_classes(net, (1, 2, 3), probe, 16, 10, cpu, 100.0) == min(10, k)
+    bn = build_model("convnet", channels=1, num_classes=10, image_size=32, width=16, norm="batchnorm")
+    assert real_chunk_classes(bn, (1, 2, 3), probe, 16, 10, cpu, 0.001) == 10  # batch statistics couple classes
+
+
 def test_compiled_condensation_matches_eager(digits):
     """torch.compile wraps the network, the attention maps and the loss together; it must not change the result."""
     cfg = ATOMConfig(ipc=2, iterations=3, width=8, batch_real=8)

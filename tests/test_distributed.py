@@ -67,3 +67,42 @@ def test_warns_when_the_group_predates_the_import(first):
 def test_split_classes_is_contiguous_and_balanced():
     assert split_classes(range(10), 3) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert sum(split_classes(range(7), 7), []) == list(range(7))
+
+
+def _fake_gpus(monkeypatch, count: int, local_rank: int) -> list:
+    """Make init_from_env see ``count`` CUDA devices and ``LOCAL_RANK``; returns the init_process_group calls."""
+    import torch.distributed as dist
+
+    calls = []
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: calls.append(("set_device", dev)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **kw: calls.append(("init", a, kw)))
+    return calls
+
+
+def test_more_ranks_than_gpus_is_one_clear_error_before_the_group(monkeypatch):
+    from atom_plugin.distributed import init_from_env
+    from atom_plugin.errors import DeviceError
+
+    calls = _fake_gpus(monkeypatch, count=2, local_rank=2)
+    with pytest.raises(DeviceError) as err:
+        init_from_env("auto")
+    msg = str(err.value)
+    assert "\n" not in msg and "LOCAL_RANK 2" in msg and "2 CUDA device(s)" in msg and "--nproc_per_node 2" in msg
+    assert calls == []  # no process group (NCCL would hang or pick a wrong GPU)
+
+
+def test_nccl_group_is_bound_to_the_local_gpu(monkeypatch):
+    from atom_plugin.distributed import init_from_env
+
+    calls = _fake_gpus(monkeypatch, count=2, local_rank=1)
+    assert init_from_env("auto") == torch.device("cuda", 1)
+    assert ("set_device", torch.device("cuda", 1)) in calls
+    inits = [c for c in calls if c[0] == "init"]
+    assert len(inits) == 1 and inits[0][2] == dict(backend="nccl", device_id=torch.device("cuda", 1))
+    calls.clear()
+    assert init_from_env("cpu") == torch.device("cpu")  # --device cpu: gloo, no GPU touched
+    assert calls == [("init", (), dict(backend="gloo"))]

@@ -95,3 +95,45 @@ def test_differentiable_for_every_op(op):
     out = apply_params(x, draw, torch.tensor([0, 1]))
     (out * torch.randn_like(out)).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.fixture
+def deterministic_mode():
+    """Yields a setter for torch's deterministic mode; restores the previous mode afterwards."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield lambda on, warn_only=False: torch.use_deterministic_algorithms(on, warn_only=warn_only)
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_deterministic_cuda_refuses_grid_sample_ops(deterministic_mode):
+    """CUDA has no deterministic grid_sample backward: say so before the run, in one line with the ways out."""
+    from atom_plugin.dsa import check_deterministic
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    ops = parse_strategy("color_crop_cutout_flip_scale_rotate")
+    deterministic_mode(True)
+    with pytest.raises(ConfigError) as err:
+        check_deterministic(ops, cuda)
+    msg = str(err.value)
+    assert "\n" not in msg and "scale and rotate" in msg and "grid_sample" in msg
+    assert "warn_only=True" in msg and "`dsa=False`" in msg and "`dsa_strategy`" in msg
+    check_deterministic(ops, cpu)  # CPU's grid_sample backward is deterministic
+    check_deterministic(parse_strategy("color_crop_cutout_flip"), cuda)  # no resampling op
+    check_deterministic((), cuda)  # DSA off
+    deterministic_mode(True, warn_only=True)
+    check_deterministic(ops, cuda)
+    deterministic_mode(False)
+    check_deterministic(ops, cuda)
+
+
+def test_condense_checks_determinism_before_any_work(deterministic_mode, monkeypatch):
+    import importlib
+
+    from atom_plugin import ATOMConfig, condense, load_dataset
+
+    condense_module = importlib.import_module("atom_plugin.condense")
+    monkeypatch.setattr(condense_module, "resolve_device", lambda device: torch.device("cuda"))  # a GPU run, on paper
+    deterministic_mode(True)
+    data = load_dataset("digits", split="train")
+    with pytest.raises(ConfigError, match="grid_sample"):  # raised before anything touches the (absent) GPU
+        condense(data, ATOMConfig(ipc=1, iterations=1, width=8), device="cuda")

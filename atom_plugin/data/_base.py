@@ -29,6 +29,10 @@ class ImageTensorDataset(Dataset):
 
     ``dataset[i]`` returns ``(image (C, H, W) float32, label int)``.
 
+    The tensors are kept in host memory: images and labels given on another device (e.g. CUDA) are copied to
+    the CPU here. The condensation loop decides what goes to the device (it pins, indexes and streams the real
+    pool from host memory when it does not fit; :func:`atom_plugin.condense`).
+
     Raises:
         DataError: wrong ranks/dtypes, mismatched lengths, labels out of range, NaN or Inf pixels.
     """
@@ -48,7 +52,7 @@ class ImageTensorDataset(Dataset):
     ):
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             raise DataError(f"{name}: images must be a (N, C, H, W) tensor, got shape {tuple(getattr(images, 'shape', ()))}")
-        labels = torch.as_tensor(labels)
+        images, labels = images.cpu(), torch.as_tensor(labels).cpu()  # the host-memory contract (no copy if there)
         if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
             raise DataError(f"{name}: {images.shape[0]} images but labels of shape {tuple(labels.shape)}; need one label per image")
         if images.dtype != torch.float32:
