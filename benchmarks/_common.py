@@ -14,12 +14,12 @@ from atom_plugin.results import append_records, environment, read_records
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def fashion_mnist(data_root: str | None, *, validation: bool):
-    """(train, eval) splits: with ``validation`` the 55,000/5,000 stratified split of the training set (seed 0),
-    else the full 60,000 training images and the 10,000 test images."""
+def fashion_mnist(data_root: str | None, *, validation: bool, val_size: int = 5000):
+    """(train, eval) splits: with ``validation`` the 55,000/5,000 stratified split of the training set (seed 0;
+    ``val_size`` images held out), else the full 60,000 training images and the 10,000 test images."""
     train = load_dataset("fashion-mnist", data_root, split="train")
     if validation:
-        return stratified_split(train, 5000, seed=0)
+        return stratified_split(train, val_size, seed=0)
     return train, load_dataset("fashion-mnist", data_root, split="test")
 
 
