@@ -144,41 +144,43 @@ SMOKE_BOX = 240  # seconds per stage in --smoke-cpu (2 busy CPU cores; each stag
 
 
 def run_stage(stage: Stage, ctx: Context, box: float, log_path: Path) -> dict:
-    """Run a stage's commands one after another in their own process groups until ``box`` seconds are spent;
-    returns its status record (status ok / timeout / error, seconds, return code, the output's tail)."""
+    """Run a stage's commands one after another, each in its own process group, until ``box`` seconds are spent
+    (a command still running then is killed with its group; later ones do not start); a failing command does
+    not stop the next. Returns the stage's record: status ok / timeout / error (a command exited non-zero),
+    seconds, the commands and their return codes (None: killed), new records per file, the output's tail."""
     before = {f: len(read_records(ctx.out / f)) for f in stage.files}
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     if ctx.smoke:  # tiny tensors: one thread (two threads on a loaded 2-core machine spin ~50x slower)
         env.setdefault("OMP_NUM_THREADS", "1")
-    status, rc, commands = "ok", 0, []
+    status, codes, commands = "ok", [], []
     t0 = time.monotonic()
     with open(log_path, "ab") as logf:
         start = logf.tell()
         for cmd in stage.commands(ctx):
-            commands.append(" ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in cmd))
-            logf.write(f"\n=== [{stage.name}] {commands[-1]}\n".encode())
-            logf.flush()
             left = box - (time.monotonic() - t0)
             if left <= 0:
                 status = "timeout"
                 break
+            commands.append(" ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in cmd))
+            logf.write(f"\n=== [{stage.name}] {commands[-1]}\n".encode())
+            logf.flush()
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
-                rc = proc.wait(timeout=left)
+                codes.append(proc.wait(timeout=left))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                status, rc = "timeout", None
+                status = "timeout"
+                codes.append(None)
                 break
             except BaseException:
                 _kill_group(proc)
                 raise
-            if rc != 0:
+            if codes[-1] != 0:  # the stage's other commands measure other things: they still run
                 status = "error"
-                break
     seconds = time.monotonic() - t0
     text = log_path.read_bytes()[start:].decode(errors="replace")
-    rec = dict(benchmark="gpu-check-stage", stage=stage.name, status=status, returncode=rc,
+    rec = dict(benchmark="gpu-check-stage", stage=stage.name, status=status, returncodes=codes,
                box_seconds=round(box, 1), seconds=round(seconds, 1), commands=commands,
                new_records={f: len(read_records(ctx.out / f)) - n for f, n in before.items()})
     if stage.name == "cuda-tests":
@@ -189,17 +191,16 @@ def run_stage(stage: Stage, ctx: Context, box: float, log_path: Path) -> dict:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+    """SIGTERM the command's process group, give it 5 s, then SIGKILL whatever of the group is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+        except ProcessLookupError:  # the whole group is gone
             return
         try:
-            proc.wait(timeout=wait)
-            return
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            continue
+            pass
 
 
 def gpu_environment(dev: torch.device) -> dict:

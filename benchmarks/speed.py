@@ -31,7 +31,7 @@ from _common import RESULTS, Timer, fashion_mnist, log, record, set_threads
 from atom_plugin import ATOMConfig, condense, device_name, resolve_device
 from atom_plugin.config import NETWORKS
 from atom_plugin.matcher import build_matcher
-from atom_plugin.runner import run_script
+from atom_plugin.runner import one_line, run_script
 
 MODES = ("fast", "fast+compile", "reference")
 
@@ -76,20 +76,30 @@ def time_block(matcher, start: int, n: int, dev: torch.device) -> float:
 
 def profile_steps(matcher, start: int, n: int, dev: torch.device, top: int = 5) -> dict:
     """torch.profiler summary of ``n`` steps, per step: host op time (self CPU time of every profiled op, ms),
-    device time and count of kernels and of memcpy/memset (None on CPU), and the ``top`` kernels by time."""
+    device time and count of kernels and of memcpy/memset (None on CPU), and the ``top`` kernels by time.
+    A profiler that cannot give them (its event API changed) yields ``profile_error`` instead of stopping the
+    benchmark: the summary is a diagnostic beside the timings, not one of them."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     sync(dev)
-    with profile(activities=activities) as prof:
-        with Timer() as wall:
-            for t in range(start, start + n):
-                matcher.step(t)
-            sync(dev)
+    try:
+        with profile(activities=activities) as prof:
+            with Timer() as wall:
+                for t in range(start, start + n):
+                    matcher.step(t)
+                sync(dev)
+        return dict(profiled_steps=n, wall_ms_per_step=round(wall.seconds * 1e3 / n, 3),
+                    **_summarise(prof.events(), n, dev.type == "cuda", top))
+    except (AttributeError, RuntimeError) as exc:
+        return dict(profiled_steps=n, profile_error=one_line(exc))
+
+
+def _summarise(events, n: int, on_gpu: bool, top: int) -> dict:
     host_us = kernel_us = copy_us = 0.0
     kernels = copies = 0
     by_name: Counter = Counter()
-    for e in prof.events():
+    for e in events:
         if e.device_type == torch.autograd.DeviceType.CPU:
             host_us += e.self_cpu_time_total
         else:
@@ -99,9 +109,7 @@ def profile_steps(matcher, start: int, n: int, dev: torch.device, top: int = 5) 
             else:
                 kernels, kernel_us = kernels + 1, kernel_us + us
                 by_name[e.name[:80]] += us
-    on_gpu = dev.type == "cuda"
-    return dict(profiled_steps=n, wall_ms_per_step=round(wall.seconds * 1e3 / n, 3),
-                host_op_ms_per_step=round(host_us / 1e3 / n, 3),
+    return dict(host_op_ms_per_step=round(host_us / 1e3 / n, 3),
                 kernel_ms_per_step=round(kernel_us / 1e3 / n, 3) if on_gpu else None,
                 kernels_per_step=round(kernels / n, 1) if on_gpu else None,
                 copy_ms_per_step=round(copy_us / 1e3 / n, 3) if on_gpu else None,
@@ -177,8 +185,9 @@ def main() -> None:
                 f"setup {rec['setup_seconds']:.1f} s, peak {rec['peak_mem_mb']} MB")
             if prof is not None:
                 record(out, dict(benchmark="speed-profile", **same, mode=mode, **prof), dev)
-                log(f"ipc {ipc:>2} {mode:>13} profile: host ops {prof['host_op_ms_per_step']} ms/step, kernels "
-                    f"{prof['kernel_ms_per_step']} ms/step ({prof['kernels_per_step']} kernels/step)")
+                log(f"ipc {ipc:>2} {mode:>13} profile: host ops {prof.get('host_op_ms_per_step')} ms/step, kernels "
+                    f"{prof.get('kernel_ms_per_step')} ms/step ({prof.get('kernels_per_step')} kernels/step)"
+                    + (f"; {prof['profile_error']}" if "profile_error" in prof else ""))
         if args.full_run:
             fresh_memory(dev)
             with Timer() as full:
