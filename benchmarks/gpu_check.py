@@ -46,7 +46,7 @@ import torch
 from _common import RESULTS, log
 
 from atom_plugin import device_name, resolve_device
-from atom_plugin.errors import ConfigError, DataError
+from atom_plugin.errors import ConfigError, DataError, DeviceError
 from atom_plugin.results import append_records, environment, read_records
 from atom_plugin.runner import run_script
 
@@ -233,7 +233,10 @@ def check_data(root: Path) -> None:
 def check(args) -> int:
     """Run the selected stages; returns the number of stages that did not end ok."""
     smoke = args.smoke_cpu
-    dev = resolve_device(args.device or ("cpu" if smoke else "cuda"))
+    try:
+        dev = resolve_device(args.device or ("cpu" if smoke else "cuda"))
+    except DeviceError as exc:
+        raise DeviceError(f"{exc}; here, `--smoke-cpu` runs every stage on CPU with tiny sizes") from None
     log(f"device: {device_name(dev)} (torch {torch.__version__}, CUDA {torch.version.cuda})")
     data = Path(args.data_root).resolve()
     check_data(data)
