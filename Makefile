@@ -20,7 +20,7 @@ DEMO_RANDOM := results/demo-random-ipc10
 DEMO_EVAL := --evaluate --eval-epochs $(DEMO_EVAL_EPOCHS) --eval-models $(DEMO_MODELS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-all test demo clean
+.PHONY: help install install-all test demo gpu-check clean
 
 help:
 	@echo "make install      venv in $(VENV) + pip install -e '.[dev]'"
@@ -28,8 +28,11 @@ help:
 	@echo "make test         install-all, then run the test suite"
 	@echo "make demo         condense Fashion-MNIST (IPC 10, $(DEMO_ITERATIONS) iterations) and compare it with"
 	@echo "                  a random subset ($(DEMO_MODELS) x $(DEMO_EVAL_EPOCHS)-epoch evaluations) in results/"
+	@echo "make gpu-check    on a GPU machine: $(PYTHON) -m pip install --no-deps -e . (no venv, no registry), then"
+	@echo "                  benchmarks/gpu_check.py's time-boxed stages; records under \$$OUT (GPU_CHECK_ARGS=...)"
 	@echo "make clean        remove build artefacts (keeps the venv and results/)"
 	@echo "variables: PYTHON=$(PYTHON) VENV=$(VENV) DEMO_ITERATIONS DEMO_BATCH_REAL DEMO_EVAL_EPOCHS DEMO_MODELS DEMO_DEVICE"
+	@echo "           GPU_CHECK_ARGS (e.g. GPU_CHECK_ARGS='--stages proxy --budget 480')"
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +69,12 @@ demo: install
 	$(ATOM) baseline --dataset fashion-mnist --method random --ipc 10 --device $(DEMO_DEVICE) $(DEMO_EVAL) \
 	    --out $(DEMO_RANDOM)
 	$(ATOM) report $(DEMO_ATOM) $(DEMO_RANDOM)
+
+# The GPU machine has no package registry: no venv and no `install` here, the checkout goes into the
+# interpreter that already holds torch. Fashion-MNIST is read from data/fashion-mnist (carried; see docs/benchmarks.md).
+gpu-check:
+	$(PYTHON) -m pip install --no-deps --no-build-isolation -e .
+	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

@@ -14,12 +14,12 @@ from atom_plugin.results import append_records, environment, read_records
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def fashion_mnist(data_root: str | None, *, validation: bool):
-    """(train, eval) splits: with ``validation`` the 55,000/5,000 stratified split of the training set (seed 0),
-    else the full 60,000 training images and the 10,000 test images."""
+def fashion_mnist(data_root: str | None, *, validation: bool, val_size: int | None = None):
+    """(train, eval) splits: with ``validation`` the project's validation recipe
+    (:func:`atom_plugin.validation_split`: ``val_size`` images held out, default 5,000), else the full 60,000 training images and the 10,000 test images."""
     train = load_dataset("fashion-mnist", data_root, split="train")
     if validation:
-        return validation_split(train)
+        return validation_split(train, val_size)
     return train, load_dataset("fashion-mnist", data_root, split="test")
 
 

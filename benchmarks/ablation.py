@@ -18,7 +18,7 @@ from pathlib import Path
 from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
-from atom_plugin import device_name, resolve_device
+from atom_plugin import VAL_SIZE, device_name, resolve_device
 from atom_plugin.runner import run_script
 
 # name: loss fields (+ the matching network's norm). Round 1: the power/weights with the default instancenorm
@@ -83,12 +83,14 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="run only these setting names")
     ap.add_argument("--ipc", type=int, default=10)
     add_budget_args(ap, iterations=8000, eval_epochs=300, num_models=3)
+    ap.add_argument("--val-size", type=int, default=VAL_SIZE, help=f"validation images held out ({VAL_SIZE}; smaller "
+                    "only for smoke runs on tiny data)")
     ap.add_argument("--out", default=str(RESULTS / "ablation_fmnist.json"))
     args = ap.parse_args()
     set_threads()
     dev = resolve_device(args.device)
     out = Path(args.out)
-    train, val = fashion_mnist(args.data_root, validation=True)
+    train, val = fashion_mnist(args.data_root, validation=True, val_size=args.val_size)
     done = done_keys(out, KEY)
     settings = dict(ROUNDS[args.round])
     settings["random"] = None
@@ -120,7 +122,7 @@ def main() -> None:
         res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
                        compile=args.compile)
         rec = record(out, dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,
-                               round=args.round, ipc=args.ipc, seed=args.seed, condense_seconds=round(tc.seconds, 1),
+                               round=args.round, ipc=args.ipc, val_size=len(val), seed=args.seed, condense_seconds=round(tc.seconds, 1),
                                **fields, **res.to_record()), dev)
         log(f"{name:>20}: {rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} % "
             f"(condense {tc.seconds:.0f} s, eval {res.seconds:.0f} s)")

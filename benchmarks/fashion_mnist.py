@@ -11,7 +11,7 @@ Records go to benchmarks/results/fashion_mnist.json (appended; a rerun skips wha
 the same budget); condensed sets are cached under --cache-dir so more models can be evaluated later
 (cross-architecture: --models convnet alexnet vgg11 resnet18). README tables come from benchmarks/report.py.
 
-Full budget (GPU):  python benchmarks/fashion_mnist.py --ipc 1 10 50 --iterations 8000 --eval-epochs 1000 --num-models 5
+Full budget (GPU):  python benchmarks/fashion_mnist.py --device cuda --ipc 1 10 50 --iterations 8000 --eval-epochs 1000 --num-models 5
 Reduced CPU budget: python benchmarks/fashion_mnist.py --ipc 10 --iterations 200 --eval-epochs 300 --num-models 3 --compile
 """
 from __future__ import annotations

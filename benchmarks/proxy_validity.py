@@ -29,7 +29,7 @@ measured; a rerun with the same settings skips what is there. Condensed proxies 
 Outputs: records appended to benchmarks/results/proxy_validity.json (quick: proxy_validity_quick.json), a
 Markdown summary and a scatter plot (proxy vs full validation accuracy) next to it.
 
-  GPU study:  python benchmarks/proxy_validity.py --data-root DATA --ipc 10 50 --num-archs 100 \\
+  GPU study:  python benchmarks/proxy_validity.py --device cuda --data-root DATA --ipc 10 50 --num-archs 100 \\
                   --proxy-epochs 300 --full-epochs 20 --iterations 8000
   CPU check:  python benchmarks/proxy_validity.py --quick --data-root DATA
 """

@@ -203,6 +203,15 @@ def ablation_table() -> str:
     return table + "\n\n" + _provenance(recs)
 
 
+def speed_ms(r: dict) -> tuple[float, str]:
+    """(ms per iteration, its cell): block-timed records (speed.py now) give the median block's mean and the
+    min–max over blocks; older records, single synchronised iterations' median and p10–p90."""
+    if "ms_per_iter" in r:
+        spread = f" ({r['ms_per_iter_min']:.1f}–{r['ms_per_iter_max']:.1f})" if r.get("blocks", 1) > 1 else ""
+        return r["ms_per_iter"], f"{r['ms_per_iter']:.1f}{spread}"
+    return r["ms_per_iter_median"], f"{r['ms_per_iter_median']:.1f} ({r['ms_per_iter_p10']:.1f}–{r['ms_per_iter_p90']:.1f})"
+
+
 def speed_table() -> str:
     recs = [r for r in read_records(RESULTS / "speed.json") if r.get("benchmark") == "speed"]
     if not recs:
@@ -214,14 +223,17 @@ def speed_table() -> str:
     rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["factor"], r["networks"], r["mode"]))
     for r in rows:
         ref = latest.get((r["device"], r["ipc"], r["factor"], "random", "reference"))
-        r["ratio"] = f"{ref['ms_per_iter_median'] / r['ms_per_iter_median']:.1f}×" if ref and r["mode"] != "reference" else ""
-        r["ms"] = f"{r['ms_per_iter_median']:.1f} ({r['ms_per_iter_p10']:.1f}–{r['ms_per_iter_p90']:.1f})"
+        r["ratio"] = f"{speed_ms(ref)[0] / speed_ms(r)[0]:.1f}×" if ref and r["mode"] != "reference" else ""
+        r["ms"] = speed_ms(r)[1]
         r["mem"] = "" if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb']:.0f}"
     table = records_table(rows, [("device", "device"), ("IPC", "ipc"), ("factor", "factor"),
                                   ("networks", "networks"), ("mode", "mode"),
-                                  ("ms/iter median (p10–p90)", "ms"), ("speed-up vs reference", "ratio"),
+                                  ("ms/iter (spread)", "ms"), ("speed-up vs reference", "ratio"),
                                   ("peak GPU MB", "mem"), ("timed iters", "timed_iterations")])
-    return table + "\n\n" + _provenance(rows)
+    note = ("ms/iter: records with `ms_per_iter` time blocks of iterations with one synchronisation per block "
+            "(median block; spread = min–max over blocks); older records time single synchronised iterations "
+            "(median; spread = p10–p90).")
+    return table + "\n\n" + note + "\n\n" + _provenance(rows)
 
 
 def _embedded(stem: str, what: str) -> str:

@@ -1,105 +1,204 @@
-"""Condensation speed: ms per iteration of the fast path and of the official-structure reference mode.
+"""Condensation speed: throughput of the fast path and of the official-structure reference mode.
 
-For each IPC and mode, builds the matcher on the real Fashion-MNIST pool (60,000 images, 64 real images per
-class by default, atom preset), runs --warmup iterations, then times --iters iterations one by one
-(CUDA events on GPU, perf_counter on CPU; median, p10, p90) and records peak GPU memory
-(torch.cuda.max_memory_allocated). One-time costs (pool to device, torch.compile warm-up) are reported
-beside the loop. ``--full-run N`` also times a whole N-iteration condense() call per IPC (fast mode).
+For each IPC and mode, builds the matcher (``build_matcher``) on the real Fashion-MNIST pool (60,000 images,
+64 real images per class by default, atom preset), runs --warmup iterations, then times --blocks blocks of
+--iters iterations each (``Matcher.step``; the loop never synchronises inside a block): on CUDA, two CUDA
+events around the block and ONE synchronisation at its end; on CPU, perf_counter around the block. Records the
+milliseconds per iteration (the median block's mean; min/max over blocks), iterations per second and, on a
+GPU, the peak memory of that mode alone (``gc.collect()``, ``torch.cuda.empty_cache()`` and
+``reset_peak_memory_stats()`` before each mode). One-time costs (pool to device, torch.compile warm-up) are
+reported beside the loop. ``--profile N`` adds a torch.profiler summary of N more steps per mode (host op time,
+device kernel time and kernel count per step). ``--full-run N`` also times a whole N-iteration condense() call
+per IPC (fast mode; through torch.compile with --compile). The resolved device is printed first and recorded.
 
     python benchmarks/speed.py --data-root /usr/share/datasets/fashion-mnist --ipc 1 10 50 --iters 20 --warmup 3
-    python benchmarks/speed.py --device cuda --ipc 1 10 50 --iters 300 --warmup 30 --modes fast fast+compile reference --full-run 8000
+    python benchmarks/speed.py --device cuda --ipc 1 10 50 --iters 300 --warmup 30 --blocks 3 \\
+        --modes fast fast+compile reference --profile 5 --full-run 8000 --compile
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 from _common import RESULTS, Timer, fashion_mnist, log, record, set_threads
 
-from atom_plugin import ATOMConfig, condense, resolve_device
-from atom_plugin.runner import run_script
+from atom_plugin import ATOMConfig, condense, device_name, resolve_device
 from atom_plugin.config import NETWORKS
 from atom_plugin.matcher import build_matcher
+from atom_plugin.runner import one_line, run_script
+
+MODES = ("fast", "fast+compile", "reference")
 
 
-def time_steps(matcher, start: int, n: int, dev: torch.device) -> list[float]:
-    """Milliseconds of each of ``n`` iterations (synchronised)."""
-    out = []
+def sync(dev: torch.device) -> None:
+    """Wait for the device's queued work (no-op on CPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def fresh_memory(dev: torch.device) -> None:
+    """Free what earlier modes left and restart the peak-memory counter, so a peak belongs to one mode."""
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_memory_mb(dev: torch.device) -> float | None:
+    """Peak allocated device memory (MB) since the last :func:`fresh_memory`; None on CPU."""
+    return round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None
+
+
+def time_block(matcher, start: int, n: int, dev: torch.device) -> float:
+    """Milliseconds of iterations ``start .. start + n - 1`` run back to back: CUDA events around the block and one
+    synchronisation at its end (none inside), or perf_counter around the block on CPU."""
+    sync(dev)
+    if dev.type == "cuda":
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for t in range(start, start + n):
+            matcher.step(t)
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b)
+    t0 = time.perf_counter()
     for t in range(start, start + n):
-        if dev.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            matcher.step(t)
-            b.record()
-            b.synchronize()
-            out.append(a.elapsed_time(b))
+        matcher.step(t)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def profile_steps(matcher, start: int, n: int, dev: torch.device, top: int = 5) -> dict:
+    """torch.profiler summary of ``n`` steps, per step: host op time (self CPU time of every profiled op, ms),
+    device time and count of kernels and of memcpy/memset (None on CPU), and the ``top`` kernels by time.
+    A profiler that cannot give them (its event API changed) yields ``profile_error`` instead of stopping the
+    benchmark: the summary is a diagnostic beside the timings, not one of them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    sync(dev)
+    try:
+        with profile(activities=activities) as prof:
+            with Timer() as wall:
+                for t in range(start, start + n):
+                    matcher.step(t)
+                sync(dev)
+        return dict(profiled_steps=n, wall_ms_per_step=round(wall.seconds * 1e3 / n, 3),
+                    **_summarise(prof.events(), n, dev.type == "cuda", top))
+    except (AttributeError, RuntimeError) as exc:
+        return dict(profiled_steps=n, profile_error=one_line(exc))
+
+
+def _summarise(events, n: int, on_gpu: bool, top: int) -> dict:
+    host_us = kernel_us = copy_us = 0.0
+    kernels = copies = 0
+    by_name: Counter = Counter()
+    for e in events:
+        if e.device_type == torch.autograd.DeviceType.CPU:
+            host_us += e.self_cpu_time_total
         else:
-            t0 = time.perf_counter()
-            matcher.step(t)
-            out.append((time.perf_counter() - t0) * 1e3)
-    return out
+            us = e.time_range.elapsed_us()
+            if e.name.startswith(("Memcpy", "Memset")):
+                copies, copy_us = copies + 1, copy_us + us
+            else:
+                kernels, kernel_us = kernels + 1, kernel_us + us
+                by_name[e.name[:80]] += us
+    return dict(host_op_ms_per_step=round(host_us / 1e3 / n, 3),
+                kernel_ms_per_step=round(kernel_us / 1e3 / n, 3) if on_gpu else None,
+                kernels_per_step=round(kernels / n, 1) if on_gpu else None,
+                copy_ms_per_step=round(copy_us / 1e3 / n, 3) if on_gpu else None,
+                copies_per_step=round(copies / n, 1) if on_gpu else None,
+                top_kernels=[[k, round(v / 1e3 / n, 3)] for k, v in by_name.most_common(top)] if on_gpu else None)
+
+
+def measure(train, cfg: ATOMConfig, mode: str, dev: torch.device, *, warmup: int, iters: int, blocks: int = 1,
+            profile: int = 0, seed: int = 0) -> tuple[dict, dict | None]:
+    """Time one mode (``fast``, ``fast+compile`` or ``reference``): (speed fields, profile fields or None).
+    The matcher gets ``compile=True`` for fast+compile and ``compile=False`` otherwise (explicitly)."""
+    fresh_memory(dev)
+    with Timer() as setup:
+        m = build_matcher(train, cfg, mode="reference" if mode == "reference" else "fast", device=dev, seed=seed,
+                          compile=(mode == "fast+compile"))
+        sync(dev)
+    with Timer() as warm:
+        time_block(m, 0, warmup, dev)
+    block_ms = [time_block(m, warmup + b * iters, iters, dev) / iters for b in range(blocks)]
+    ms = float(np.median(block_ms))
+    fields = dict(mode=mode, compile=(mode == "fast+compile"), batch_real=m.n_real, ms_per_iter=round(ms, 3),
+                  ms_per_iter_min=round(min(block_ms), 3), ms_per_iter_max=round(max(block_ms), 3),
+                  iters_per_s=round(1e3 / ms, 2), timed_iterations=iters * blocks, blocks=blocks,
+                  timing="cuda-events, one sync per block" if dev.type == "cuda" else "perf_counter per block",
+                  warmup_iterations=warmup, setup_seconds=round(setup.seconds, 2),
+                  warmup_seconds=round(warm.seconds, 2), peak_mem_mb=peak_memory_mb(dev),
+                  threads=torch.get_num_threads())
+    prof = profile_steps(m, warmup + blocks * iters, profile, dev) if profile > 0 else None
+    del m
+    fresh_memory(dev)
+    return fields, prof
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
-    ap.add_argument("--modes", nargs="+", default=["fast", "reference"], choices=["fast", "fast+compile", "reference"])
+    ap.add_argument("--modes", nargs="+", default=["fast", "reference"], choices=MODES)
     ap.add_argument("--preset", default="atom")
     ap.add_argument("--factor", type=int, nargs="+", default=[1], help="multi-formation factors to time (default 1)")
     ap.add_argument("--networks", nargs="+", default=["random"], choices=NETWORKS,
                     help="matching networks to time (default random; reference mode times random only)")
+    ap.add_argument("--width", type=int, default=None, help="matching network width (default: the preset's)")
     ap.add_argument("--batch-real", type=int, default=64)
-    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--iters", type=int, default=20, help="iterations per timed block")
+    ap.add_argument("--blocks", type=int, default=1, help="timed blocks per mode (the median block is reported)")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--profile", type=int, default=0, help="also profile this many steps per mode (torch.profiler)")
     ap.add_argument("--full-run", type=int, default=0, help="also time a whole condense() of this many iterations")
+    ap.add_argument("--compile", action="store_true", help="the --full-run condense() goes through torch.compile")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(RESULTS / "speed.json"))
     args = ap.parse_args()
     set_threads()
     dev = resolve_device(args.device)
+    log(f"device: {device_name(dev)} (torch {torch.__version__})")
+    out = Path(args.out)
     train, _ = fashion_mnist(args.data_root, validation=False)
-    for ipc, factor, networks, mode in itertools.product(args.ipc, args.factor, args.networks, args.modes):
-        if mode == "reference" and networks != "random":
-            continue
-        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor, networks=networks)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-            torch.cuda.synchronize(dev)
-        with Timer() as setup:
-            m = build_matcher(train, cfg, mode="reference" if mode == "reference" else "fast", device=dev, seed=0,
-                              compile=(mode == "fast+compile"))
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-        with Timer() as warm:
-            time_steps(m, 0, args.warmup, dev)
-        ms = np.array(time_steps(m, args.warmup, args.iters, dev))
-        rec = dict(benchmark="speed", dataset="fashion-mnist", method=args.preset, ipc=ipc, mode=mode,
-                   factor=factor, networks=networks,
-                   batch_real=m.n_real, ms_per_iter_median=round(float(np.median(ms)), 3),
-                   ms_per_iter_p10=round(float(np.percentile(ms, 10)), 3),
-                   ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3), timed_iterations=args.iters,
-                   warmup_iterations=args.warmup, setup_seconds=round(setup.seconds, 2),
-                   warmup_seconds=round(warm.seconds, 2),
-                   peak_mem_mb=round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None,
-                   threads=torch.get_num_threads())
-        record(Path(args.out), rec, dev)
-        log(f"ipc {ipc:>2} f{factor} {networks:>6} {mode:>13}: median {rec['ms_per_iter_median']:.1f} ms "
-            f"(p10 {rec['ms_per_iter_p10']:.1f}, p90 {rec['ms_per_iter_p90']:.1f}), setup {setup.seconds:.1f} s")
-        del m
-        if args.full_run and mode == args.modes[0]:
+    width = {} if args.width is None else dict(width=args.width)
+    for ipc, factor, networks in itertools.product(args.ipc, args.factor, args.networks):
+        cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor, networks=networks,
+                         **width)
+        same = dict(dataset="fashion-mnist", method=args.preset, ipc=ipc, factor=factor, networks=networks,
+                    width=cfg.width)
+        for mode in args.modes:
+            if mode == "reference" and networks != "random":
+                continue
+            fields, prof = measure(train, cfg, mode, dev, warmup=args.warmup, iters=args.iters, blocks=args.blocks,
+                                   profile=args.profile)
+            rec = record(out, dict(benchmark="speed", **same, **fields), dev)
+            log(f"ipc {ipc:>2} f{factor} {networks:>6} {mode:>13}: {rec['ms_per_iter']:.2f} ms/iter "
+                f"({rec['iters_per_s']:.1f} it/s; blocks {rec['ms_per_iter_min']:.2f}-{rec['ms_per_iter_max']:.2f}), "
+                f"setup {rec['setup_seconds']:.1f} s, peak {rec['peak_mem_mb']} MB")
+            if prof is not None:
+                record(out, dict(benchmark="speed-profile", **same, mode=mode, **prof), dev)
+                log(f"ipc {ipc:>2} {mode:>13} profile: host ops {prof.get('host_op_ms_per_step')} ms/step, kernels "
+                    f"{prof.get('kernel_ms_per_step')} ms/step ({prof.get('kernels_per_step')} kernels/step)"
+                    + (f"; {prof['profile_error']}" if "profile_error" in prof else ""))
+        if args.full_run:
+            fresh_memory(dev)
             with Timer() as full:
-                res = condense(train, cfg.replace(iterations=args.full_run), device=dev, seed=0)
-            rec = dict(benchmark="speed-full-run", dataset="fashion-mnist", method=args.preset, ipc=ipc, mode="fast",
-                       factor=factor, networks=networks,
-                       iterations=args.full_run, loop_seconds=res.provenance["seconds"],
-                       total_seconds=round(full.seconds, 2),
-                       one_time_seconds=round(full.seconds - res.provenance["seconds"], 2))
-            record(Path(args.out), rec, dev)
+                res = condense(train, cfg.replace(iterations=args.full_run), device=dev, seed=0,
+                               compile=bool(args.compile))
+                sync(dev)
+            rec = record(out, dict(benchmark="speed-full-run", **same, mode="fast+compile" if args.compile else "fast",
+                                   compile=bool(args.compile), iterations=args.full_run,
+                                   loop_seconds=res.provenance["seconds"], total_seconds=round(full.seconds, 2),
+                                   one_time_seconds=round(full.seconds - res.provenance["seconds"], 2),
+                                   peak_mem_mb=peak_memory_mb(dev)), dev)
             log(f"ipc {ipc:>2} full run of {args.full_run} iterations: loop {rec['loop_seconds']:.1f} s, "
                 f"one-time {rec['one_time_seconds']:.1f} s")
 

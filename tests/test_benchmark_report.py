@@ -52,3 +52,11 @@ def test_targets_need_the_mean_above_twice_the_paired_std_and_the_same_budget(re
     assert "today's dm not measured at this budget" in _line(report._targets(other), 10)
     plain_atom = [_rec("atom", 1, [71.0, 71.4, 71.8]), _rec("dm", 1, [70.8, 71.2, 71.6])]
     assert "the default (factor 2, random networks) not measured" in _line(report._targets(plain_atom), 1)
+
+
+def test_speed_cells_read_block_timed_and_older_records(report):
+    block = dict(ms_per_iter=4.0, ms_per_iter_min=3.9, ms_per_iter_max=4.4, blocks=3)
+    assert report.speed_ms(block) == (4.0, "4.0 (3.9–4.4)")
+    assert report.speed_ms(dict(block, blocks=1)) == (4.0, "4.0")
+    old = dict(ms_per_iter_median=10.0, ms_per_iter_p10=9.0, ms_per_iter_p90=12.5)
+    assert report.speed_ms(old) == (10.0, "10.0 (9.0–12.5)")
