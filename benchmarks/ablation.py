@@ -18,7 +18,8 @@ from pathlib import Path
 from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
-from atom_plugin import VAL_SIZE, device_name, resolve_device
+from atom_plugin import device_name, resolve_device
+from atom_plugin.data import VAL_SIZE
 from atom_plugin.runner import run_script
 
 # name: loss fields (+ the matching network's norm). Round 1: the power/weights with the default instancenorm
