@@ -15,6 +15,7 @@ Modules (one plugin per file; the core ``atom_plugin`` never imports Avalanche):
     experience  -- reading an experience (tensors, shape checks, normalisation)
     replay      -- :class:`ATOMReplayPlugin` (condenses *after* training on an experience)
     gdumb       -- :class:`CondensedGDumbPlugin` (condenses *before* training; trains on the memory only)
+    memory_dsa  -- :class:`MemoryDSAPlugin`: DSA on memory samples, the same way for every method
     comparison  -- the six-method comparison and its single training :class:`Recipe`
     methods     -- :data:`METHODS`, the comparison's method list (needs no Avalanche)
     data        -- :func:`fashion_mnist_root` (needs no Avalanche): a ``dataset_root`` for ``SplitFMNIST``
@@ -33,11 +34,11 @@ from .methods import METHODS
 _LAZY = {
     "AvalancheMissingError": "_compat", "INSTALL_HINT": "_compat", "require_avalanche": "_compat",
     "ATOMBuffer": "buffer", "POLICIES": "shares", "DEFAULT_ITERATIONS": "groups", "default_config": "groups",
-    "CondensedGroup": "groups",
+    "CondensedGroup": "groups", "group_factor": "groups", "MemoryDSA": "memory_dsa", "MemoryDSAPlugin": "memory_dsa",
     "ATOMReplayPlugin": "replay",
     "CondensedGDumbPlugin": "gdumb",
     "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
-    "Recipe": "comparison", "build_strategy": "comparison",
+    "Recipe": "comparison", "MEMORY_NOTE": "comparison", "build_strategy": "comparison",
     "herding_policy": "comparison", "results_table": "comparison", "run_method": "comparison",
 }
 
