@@ -17,7 +17,7 @@ Modules (one plugin per file; the core ``atom_plugin`` never imports Avalanche):
     gdumb       -- :class:`CondensedGDumbPlugin` (condenses *before* training; trains on the memory only)
     memory_dsa  -- :class:`MemoryDSAPlugin`: DSA on memory samples, the same way for every method
     comparison  -- the six-method comparison and its single training :class:`Recipe`
-    methods     -- :data:`METHODS`, the comparison's method list (needs no Avalanche)
+    methods     -- :data:`METHODS`, the comparison's method list, and :data:`MEMORY_NOTE` (needs no Avalanche)
     data        -- :func:`fashion_mnist_root` (needs no Avalanche): a ``dataset_root`` for ``SplitFMNIST``
     _compat     -- the guarded import and the only uses of Avalanche internals
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 
 from .data import default_cache_dir, fashion_mnist_root
-from .methods import METHODS
+from .methods import MEMORY_NOTE, METHODS
 
 _LAZY = {
     "AvalancheMissingError": "_compat", "INSTALL_HINT": "_compat", "require_avalanche": "_compat",
@@ -38,7 +38,7 @@ _LAZY = {
     "ATOMReplayPlugin": "replay",
     "CondensedGDumbPlugin": "gdumb",
     "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
-    "Recipe": "comparison", "MEMORY_NOTE": "comparison", "build_strategy": "comparison",
+    "Recipe": "comparison", "build_strategy": "comparison",
     "herding_policy": "comparison", "results_table": "comparison", "run_method": "comparison",
 }
 
@@ -50,4 +50,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["METHODS", "default_cache_dir", "fashion_mnist_root", *_LAZY]
+__all__ = ["MEMORY_NOTE", "METHODS", "default_cache_dir", "fashion_mnist_root", *_LAZY]

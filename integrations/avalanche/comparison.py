@@ -44,7 +44,7 @@ from atom_plugin.errors import check_choice  # noqa: E402
 
 from .gdumb import CondensedGDumbPlugin  # noqa: E402
 from .memory_dsa import MemoryDSAPlugin  # noqa: E402
-from .methods import CONDENSING, GDUMB_LIKE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
+from .methods import CONDENSING, GDUMB_LIKE, MEMORY_NOTE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
 from .replay import ATOMReplayPlugin  # noqa: E402
 
 
@@ -115,10 +115,6 @@ CPU_RECIPE = Recipe(width=32, train_epochs=1, train_mb_size=128, mem_mb_size=128
                     gdumb_epochs=100, condense_iterations=200, condense_batch_real=32, condense_width=32)
 
 RECIPES = {"quick": QUICK_RECIPE, "cpu": CPU_RECIPE, "full": Recipe()}
-
-MEMORY_NOTE = ("Memory = stored images, the same storage for every method; an ATOM memory's stored images may be "
-               "factorised (f x f tiles each), and the ATOM methods train on their decoded samples (f² per stored "
-               "image).")
 
 
 def herding_policy(mem_size: int, model: torch.nn.Module, layer_name: str) -> ParametricBuffer:
