@@ -111,5 +111,5 @@ def with_train_transform(dataset, transform):
     private ``_taskaware_classification_subset`` (task labels, targets and collate function kept)."""
     from avalanche.benchmarks.utils import _taskaware_classification_subset
 
-    return _taskaware_classification_subset(dataset, transform_groups={"train": (transform, None), "eval": (None, None)},
-                                            initial_transform_group="train")
+    groups = {"train": (transform, None), "eval": (None, None)}
+    return _taskaware_classification_subset(dataset, transform_groups=groups, initial_transform_group="train")

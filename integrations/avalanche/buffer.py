@@ -9,8 +9,8 @@ factor f follows the core's per-IPC table at the group's share unless ``config.f
 (:func:`.groups.group_factor`); a stored image decodes to f² training samples, which the replay loader and GDumb
 train on. Policies ("memory" = total *stored* images, equal storage for every method): ``"budget"`` (default)
 shares ``max_size`` among the classes seen (Avalanche's ``get_group_lengths``); a share never grows, and old classes
-whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it and its factor, never truncated. ``"per_class"``: ``images_per_class`` per class, ``max_size`` a
-hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
+whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it and its factor, never truncated.
+``"per_class"``: ``images_per_class`` per class, ``max_size`` a hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
 are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
 strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only).
 """
@@ -197,9 +197,9 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
     def resize(self, strategy, new_size: int) -> None:
         """Change ``max_size`` (stored images). Budget: shares are recomputed and classes above theirs re-condensed
-        into them and their factors (shares never grow back). Per-class: if the memory no longer fits, every class is re-condensed to ``new_size // K``
-        images (the new :attr:`ipc`). Unlike ``BalancedExemplarsBuffer.resize`` (one call per group), classes that
-        share a task and a new size are re-condensed together, in one call.
+        into them and their factors (shares never grow back). Per-class: if the memory no longer fits, every class
+        is re-condensed to ``new_size // K`` images (the new :attr:`ipc`). Unlike ``BalancedExemplarsBuffer.resize``
+        (one call per group), classes that share a task, a new size and a factor are re-condensed in one call.
 
         Raises:
             ConfigError: ``new_size`` < 1 or smaller than the number of classes held.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._compat import require_avalanche, with_train_transform
+from ._compat import find_normalize, require_avalanche, with_train_transform
 
 require_avalanche()
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader  # noqa: E402
@@ -25,7 +25,6 @@ from avalanche.training.plugins import SupervisedPlugin  # noqa: E402
 from atom_plugin.dsa import augment_batch, parse_strategy  # noqa: E402
 from atom_plugin.errors import ConfigError  # noqa: E402
 
-from ._compat import find_normalize  # noqa: E402
 from .experience import dsa_strategy_of  # noqa: E402
 
 
