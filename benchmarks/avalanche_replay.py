@@ -11,43 +11,65 @@ Reduced CPU budget (CPU_RECIPE):      python benchmarks/avalanche_replay.py --bu
 CPU smoke test:                       python benchmarks/avalanche_replay.py --quick --memories 10 --seeds 0
 Tables/plot only:                     python benchmarks/avalanche_replay.py --report-only
 
+Memory variants (recorded, part of the resume key, one table each): ``--memory-factor`` (``table``, the default:
+the ATOM memories' multi-formation factor per the core's per-IPC table at each class's share; or a fixed factor,
+e.g. 1 for plain images) and ``--memory-dsa`` (DSA on memory samples, for every method with a memory). Records
+written before these options existed count as factor 1 without memory DSA.
+
 Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--budget cpu`` and ``--quick`` runs go to
 ``..._cpu.json`` and ``..._quick.json`` and carry ``budget: "cpu"`` / ``"quick"``): benchmark ("SplitFMNIST-5"),
 method, memory (images), seed, budget, final_avg_accuracy (%), avg_forgetting (%), acc_curve (% after each
-experience), condense_seconds, train_seconds, memory_used, class_order, recipe, and device, torch, python,
+experience), condense_seconds, train_seconds, memory_used (stored images), memory_decoded (ATOM methods: training
+samples), memory_factor, memory_dsa, class_order, recipe, and device, torch, python,
 atom_plugin, date, command. Naive uses no memory: its run for a seed is measured once and copied to the other
 memories (``reused_from_memory``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
-from _common import RESULTS, done_keys, log, record, set_threads
+from _common import RESULTS, log, record, set_threads
 
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 from atom_plugin.results import append_records, environment, markdown_table, read_records
 from atom_plugin.results import atomic_write_text
-from atom_plugin.integrations.avalanche import METHODS  # the one method list (importing it needs no Avalanche)
+from atom_plugin.integrations.avalanche import MEMORY_NOTE, METHODS  # (importing them needs no Avalanche)
+
+
+def variant(r: dict) -> tuple[str, bool]:
+    """``(memory_factor, memory_dsa)`` of a record (legacy records: factor 1, no memory DSA)."""
+    return str(r.get("memory_factor", LEGACY_VARIANT["memory_factor"])), bool(r.get("memory_dsa", False))
+
+
+def with_variant(r: dict) -> dict:
+    """The record with its variant fields filled (legacy records), for the resume key."""
+    factor, dsa = variant(r)
+    return dict(r, memory_factor=factor, memory_dsa=dsa)
 
 BENCHMARK = "SplitFMNIST-5"
-KEY = ("benchmark", "method", "memory", "seed", "budget", "device")
+KEY = ("benchmark", "method", "memory", "seed", "budget", "device", "memory_factor", "memory_dsa")
+LEGACY_VARIANT = dict(memory_factor="1", memory_dsa=False)  # records from before the variants were recorded
 _BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
                  "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
 
 
 def _budget_heading(budget: str, recs: list[dict]) -> str:
-    """``## budget: NAME (note: sizes)``, the sizes read from the recipe stored with the records."""
+    """``## budget: NAME (note: sizes) -- memory variant``, the sizes read from the recipe stored with the records."""
+    factor, dsa = variant(recs[0])
+    memory = (f" — ATOM memories: {'factor per the per-IPC table' if factor == 'table' else 'factor ' + factor}; "
+              f"memory DSA {'on' if dsa else 'off'}")
     if budget == "full":
-        return "## budget: full"
+        return "## budget: full" + memory
     rc = recs[0].get("recipe") or {}
     sizes = (f"width {rc.get('width')}, {rc.get('train_epochs')} epoch(s) per experience, GDumb "
              f"{rc.get('gdumb_epochs')} epochs, {rc.get('condense_iterations')} condensation iterations with "
              f"{rc.get('condense_batch_real')} real images/class") if rc else ""
-    return f"## budget: {budget} ({_BUDGET_NOTES.get(budget, 'reduced')}{': ' + sizes if sizes else ''})"
+    return f"## budget: {budget} ({_BUDGET_NOTES.get(budget, 'reduced')}{': ' + sizes if sizes else ''})" + memory
 
 
 def _mean_std(values: list[float]) -> str:
@@ -64,9 +86,9 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
     if not records:
         return "_no results yet_\n"
     lines = [f"# {BENCHMARK}: condensed memories vs. real-sample memories", ""]
-    budgets = sorted({r.get("budget", "full") for r in records})
-    for budget in budgets:
-        recs = [r for r in records if r.get("budget", "full") == budget]
+    tables = sorted({(r.get("budget", "full"), variant(r)) for r in records})
+    for budget, var in tables:
+        recs = [r for r in records if r.get("budget", "full") == budget and variant(r) == var]
         rows = []
         groups: dict[tuple[int, str], list[dict]] = {}
         for r in recs:
@@ -80,8 +102,8 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
             if acc:
                 means[(mem, method)] = statistics.mean(acc)
             rows.append([mem, method, len(rs), _mean_std(acc), _mean_std(fgt), _mean_std(cs) if cs else "-"])
-        lines += [_budget_heading(budget, recs), "", markdown_table(
-            ["memory", "method", "seeds", "final avg accuracy (%)", "avg forgetting (%)", "condensation (s)"], rows)]
+        lines += [_budget_heading(budget, recs), "", MEMORY_NOTE, "", markdown_table(
+            ["memory (stored images)", "method", "seeds", "final avg accuracy (%)", "avg forgetting (%)", "condensation (s)"], rows)]
         targets = []
         for mem in sorted({m for m, _ in groups}):
             for ours, ref in (("atom-replay", "herding"), ("atom-gdumb", "gdumb")):
@@ -112,21 +134,23 @@ def plot(records: list[dict], path: Path) -> Path | None:
     except ImportError:
         log("matplotlib is not installed: no plot (pip install 'atom-plugin[avalanche]')")
         return None
-    panels = sorted({(r.get("budget", "full"), int(r["memory"])) for r in records if r.get("acc_curve")})
+    panels = sorted({(r.get("budget", "full"), variant(r), int(r["memory"])) for r in records if r.get("acc_curve")})
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    for ax, (budget, mem) in zip(axes[0], panels):
+    for ax, (budget, var, mem) in zip(axes[0], panels):
         for method in METHODS:
             curves = [r["acc_curve"] for r in records if r["method"] == method and int(r["memory"]) == mem
-                      and r.get("budget", "full") == budget and r.get("acc_curve")]
+                      and r.get("budget", "full") == budget and variant(r) == var and r.get("acc_curve")]
             if not curves:
                 continue
             n = min(len(c) for c in curves)
             mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
             ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{METHODS.index(method)}",
                     linestyle="-" if method.startswith("atom") else "--")
-        ax.set_title(f"memory {mem}" + (f" ({budget} budget)" if budget != "full" else ""))
+        tags = ([f"{budget} budget"] if budget != "full" else []) + ([f"factor {var[0]}"] if var[0] != "1" else []) + (
+            ["memory DSA"] if var[1] else [])
+        ax.set_title(f"memory {mem}" + (f" ({', '.join(tags)})" if tags else ""), fontsize=9)
         ax.set_xlabel("experiences trained")
         ax.set_ylabel("accuracy on seen classes (%)")
         ax.set_ylim(0, 100)
@@ -163,6 +187,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="same as --budget quick")
     ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/avalanche_splitfmnist.json, "
                     "or avalanche_splitfmnist_<budget>.json for cpu/quick); .md and .png are written next to it")
+    ap.add_argument("--memory-factor", default="table", help="multi-formation factor of the ATOM memories: 'table' "
+                    "(the core's per-IPC table at each class's share; default) or a whole number (1 = plain images)")
+    ap.add_argument("--memory-dsa", action="store_true", help="DSA on memory samples, for every method with a "
+                    "memory (default off)")
     ap.add_argument("--report-only", action="store_true", help="only regenerate the table and plot")
     args = ap.parse_args()
     budget = "quick" if args.quick else args.budget
@@ -181,22 +209,25 @@ def main() -> None:
     from atom_plugin.integrations.avalanche import RECIPES, fashion_mnist_root, run_method
     from atom_plugin.integrations.avalanche.comparison import recipe_dict
 
-    recipe = RECIPES[budget]
+    factor = None if args.memory_factor == "table" else int(args.memory_factor)
+    recipe = dataclasses.replace(RECIPES[budget], condense_factor=factor, memory_dsa=args.memory_dsa)
+    var = dict(memory_factor=args.memory_factor, memory_dsa=args.memory_dsa)
     root = fashion_mnist_root(args.data_root)
-    done = done_keys(out, KEY)
+    done = {tuple(str(r.get(f)) for f in KEY) for r in map(with_variant, read_records(out))}
     for memory in memories:
         for seed in args.seeds:
             bench = None
             for method in args.methods:
-                key = tuple(str(v) for v in (BENCHMARK, method, memory, seed, budget, dname))
+                key = tuple(str(v) for v in (BENCHMARK, method, memory, seed, budget, dname, *var.values()))
                 if key in done:
                     log(f"skip {method} memory {memory} seed {seed}: already measured")
                     continue
                 if method == "naive":  # no memory: reuse this seed's run at another memory when there is one
                     prior = [r for r in read_records(out) if r.get("benchmark") == BENCHMARK and r["method"] == "naive"
-                             and r["seed"] == seed and r.get("budget") == budget and r.get("device") == dname]
+                             and r["seed"] == seed and r.get("budget") == budget and r.get("device") == dname
+                             and variant(r)[1] == args.memory_dsa]  # naive has no memory: any factor
                     if prior:
-                        rec = dict(prior[0], memory=memory, reused_from_memory=prior[0]["memory"],
+                        rec = dict(prior[0], memory=memory, reused_from_memory=prior[0]["memory"], **var,
                                    **{k: v for k, v in environment(dev).items() if k in ("date", "command")})
                         append_records(out, [rec])
                         done.add(key)
@@ -208,7 +239,7 @@ def main() -> None:
                 res = run_method(method, bench, memory=memory, recipe=recipe, device=dev, seed=seed,
                                  progress=sys.stderr.isatty(), log=log)
                 rec = record(out, dict(benchmark=BENCHMARK, budget=budget, class_order=list(bench.classes_order),
-                                       recipe=recipe_dict(recipe), **res), dev)
+                                       recipe=recipe_dict(recipe), **{**res, **var}), dev)
                 done.add(key)
                 log(f"  -> final avg accuracy {rec['final_avg_accuracy']:.2f} %, forgetting "
                     f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")

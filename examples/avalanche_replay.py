@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", help="folder with the Fashion-MNIST idx files (plain or .gz, flat or in "
                         "FashionMNIST/raw/); default: $ATOM_DATA, then /usr/share/datasets/fashion-mnist")
-    parser.add_argument("--memory", type=int, help="memory size in images, the same for every method "
+    parser.add_argument("--memory", type=int, help="memory size in stored images, the same for every method "
                         "(default 100; 10 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="class order and model initialisation (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -15,8 +15,9 @@ Modules (one plugin per file; the core ``atom_plugin`` never imports Avalanche):
     experience  -- reading an experience (tensors, shape checks, normalisation)
     replay      -- :class:`ATOMReplayPlugin` (condenses *after* training on an experience)
     gdumb       -- :class:`CondensedGDumbPlugin` (condenses *before* training; trains on the memory only)
+    memory_dsa  -- :class:`MemoryDSAPlugin`: DSA on memory samples, the same way for every method
     comparison  -- the six-method comparison and its single training :class:`Recipe`
-    methods     -- :data:`METHODS`, the comparison's method list (needs no Avalanche)
+    methods     -- :data:`METHODS`, the comparison's method list, and :data:`MEMORY_NOTE` (needs no Avalanche)
     data        -- :func:`fashion_mnist_root` (needs no Avalanche): a ``dataset_root`` for ``SplitFMNIST``
     _compat     -- the guarded import and the only uses of Avalanche internals
 
@@ -28,12 +29,12 @@ from __future__ import annotations
 import importlib
 
 from .data import default_cache_dir, fashion_mnist_root
-from .methods import METHODS
+from .methods import MEMORY_NOTE, METHODS
 
 _LAZY = {
     "AvalancheMissingError": "_compat", "INSTALL_HINT": "_compat", "require_avalanche": "_compat",
     "ATOMBuffer": "buffer", "POLICIES": "shares", "DEFAULT_ITERATIONS": "groups", "default_config": "groups",
-    "CondensedGroup": "groups",
+    "CondensedGroup": "groups", "group_factor": "groups", "MemoryDSA": "memory_dsa", "MemoryDSAPlugin": "memory_dsa",
     "ATOMReplayPlugin": "replay",
     "CondensedGDumbPlugin": "gdumb",
     "QUICK_RECIPE": "comparison", "CPU_RECIPE": "comparison", "RECIPES": "comparison",
@@ -49,4 +50,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["METHODS", "default_cache_dir", "fashion_mnist_root", *_LAZY]
+__all__ = ["MEMORY_NOTE", "METHODS", "default_cache_dir", "fashion_mnist_root", *_LAZY]

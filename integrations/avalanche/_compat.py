@@ -1,6 +1,6 @@
 """The adapter's contact with Avalanche itself: the guarded import (every module of this adapter imports Avalanche
-through here), the one reader of Avalanche 0.6's private dataset tree (the benchmark's ``Normalize``) and the one
-use of a private Avalanche helper (:func:`tensor_dataset`)."""
+through here), the one reader of Avalanche 0.6's private dataset tree (the benchmark's ``Normalize``) and the only
+uses of private Avalanche helpers (:func:`tensor_dataset`, :func:`with_train_transform`)."""
 from __future__ import annotations
 
 import importlib
@@ -103,3 +103,13 @@ def _floats(v) -> tuple[float, ...]:
     if isinstance(v, (int, float)):
         v = [v]
     return tuple(round(float(a), 6) for a in v)
+
+
+def with_train_transform(dataset, transform):
+    """``dataset`` (an Avalanche classification dataset) with ``transform`` applied to each item's ``x`` on top of
+    its own transforms, in the ``"train"`` group (the group made current; ``"eval"`` unchanged): Avalanche 0.6's
+    private ``_taskaware_classification_subset`` (task labels, targets and collate function kept)."""
+    from avalanche.benchmarks.utils import _taskaware_classification_subset
+
+    groups = {"train": (transform, None), "eval": (None, None)}
+    return _taskaware_classification_subset(dataset, transform_groups=groups, initial_transform_group="train")

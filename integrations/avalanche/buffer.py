@@ -4,10 +4,13 @@ Built on Avalanche's ``BalancedExemplarsBuffer``: one :class:`.groups.CondensedG
 arrival order. After an experience, :meth:`ATOMBuffer.post_adapt` reads it through its *eval* transforms, condenses
 its classes with :func:`atom_plugin.condense` on the strategy's device and stores ``(x, y, task_label)`` items with
 the benchmark's shape, dtype and normalisation (the replay loader collates them with the experience's collate_fn).
-Policies ("memory" = total stored images): ``"budget"`` (default) shares ``max_size`` among the classes seen
-(Avalanche's ``get_group_lengths``); a share never grows, and old classes whose share shrank are *re-condensed*
-(:func:`atom_plugin.recondense`), never truncated. ``"per_class"``: ``images_per_class`` per class, ``max_size`` a
-hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
+Memories may be factorised (multi-formation, IDC, Kim et al. ICML 2022): each group is its own condensed set whose
+factor f follows the core's per-IPC table at the group's share unless ``config.factor`` fixes it
+(:func:`.groups.group_factor`); a stored image decodes to f² training samples, which the replay loader and GDumb
+train on. Policies ("memory" = total *stored* images, equal storage for every method): ``"budget"`` (default)
+shares ``max_size`` among the classes seen (Avalanche's ``get_group_lengths``); a share never grows, and old classes
+whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it and its factor, never truncated.
+``"per_class"``: ``images_per_class`` per class, ``max_size`` a hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
 are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
 strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only).
 """
@@ -39,9 +42,10 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
     """Storage policy holding ATOM-condensed images (see the module doc for the policies and the bad-input rules).
 
     Args:
-        max_size: total images the memory may hold (the ``mem_size`` of the plugins).
+        max_size: total *stored* images the memory may hold (the ``mem_size`` of the plugins).
         config: condensation settings (default :func:`default_config`); its ``ipc`` is the default
-            ``images_per_class`` of ``policy="per_class"`` and is ignored by ``"budget"``.
+            ``images_per_class`` of ``policy="per_class"`` and is ignored by ``"budget"``; its ``factor`` (and
+            ``networks``) None = the preset's per-IPC table at each group's share, an int = that factor for all.
         policy: ``"budget"`` or ``"per_class"``. images_per_class: the IPC of ``"per_class"`` (None for budget).
         seed: base seed (experience e, call j: ``seed * 1_000_003 + 1000 * e + j``). progress: a tqdm bar per call.
         device: where to condense (``"cpu"``, ``"cuda"``, ...); default: the strategy's ``.device``.
@@ -54,10 +58,12 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
     Attributes:
         buffer_groups: ``{(task, class): CondensedGroup}`` in arrival order; ``condensed``: the same as
-            ``{(task, class): CondensedDataset}``; ``buffer``: all groups' items as one Avalanche dataset.
+            ``{(task, class): CondensedDataset}``; ``buffer``: all groups' decoded samples as one Avalanche dataset.
+        stored_size, decoded_size: stored images held (<= ``max_size``), decoded training samples (``len(buffer)``).
         ipc: the images per class of ``policy="per_class"`` (None under ``"budget"``).
-        history: one dict per update: experience, new classes, images per class, re-condensed classes,
-            ``seconds`` (condensation wall time), ``read_seconds`` (reading the experience), memory size.
+        history: one dict per update: experience, new classes, stored images, decoded samples and factor per
+            class, re-condensed classes, ``seconds`` (condensation wall time), ``read_seconds`` (reading the
+            experience), ``memory_size`` (stored images), ``memory_decoded`` (decoded samples).
         normalization: ``mean``, ``std``, ``source`` ("Normalize transform", "argument" or "unknown"),
             ``dataset`` (torchvision class), ``core_dataset``, ``core_mean``, ``core_std``, ``matches_core``.
 
@@ -78,12 +84,8 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (the benchmark's normalisation), or neither")
         super().__init__(max_size, adaptive_size=True)
-        cfg = config if config is not None else default_config()
-        if cfg.factor not in (None, 1):
-            raise ConfigError(f"config.factor={cfg.factor}: the ATOM buffer stores plain images (factor 1) for now; "
-                              "use factor=1 (factorised memories are planned)")
-        self.config = cfg.replace(factor=1)  # the memory counts stored images, one training sample each
-        self.config.resolved()  # validate now, not after the first experience's training
+        self.config = cfg = config if config is not None else default_config()
+        cfg.resolved()  # validate now, not after the first experience's training
         self.ipc = policy_ipc(policy, images_per_class, cfg.ipc, max_size)
         if recondense_iterations is not None and recondense_iterations < 0:
             raise ConfigError(f"recondense_iterations must be >= 0, got {recondense_iterations}")
@@ -111,15 +113,33 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         return {k: g.condensed for k, g in self.buffer_groups.items()}
 
     def images_per_key(self) -> dict[Key, int]:
-        """``{(task, class): images held}`` in arrival order."""
-        return {k: len(g.condensed) for k, g in self.buffer_groups.items()}
+        """``{(task, class): stored images held}`` in arrival order (the memory's accounting unit)."""
+        return {k: g.max_size for k, g in self.buffer_groups.items()}
 
-    def images_per_class(self) -> dict[int, int]:
-        """``{class: images held}`` summed over task labels."""
+    def decoded_per_key(self) -> dict[Key, int]:
+        """``{(task, class): decoded training samples}`` (stored images x factor²) in arrival order."""
+        return {k: len(g.buffer) for k, g in self.buffer_groups.items()}
+
+    def factors(self) -> dict[Key, int]:
+        """``{(task, class): multi-formation factor}`` in arrival order."""
+        return {k: g.factor for k, g in self.buffer_groups.items()}
+
+    def images_per_class(self, decoded: bool = False) -> dict[int, int]:
+        """``{class: stored images held}`` (``decoded=True``: decoded samples) summed over task labels."""
         out: dict[int, int] = {}
-        for (_, k), n in self.images_per_key().items():
+        for (_, k), n in (self.decoded_per_key() if decoded else self.images_per_key()).items():
             out[k] = out.get(k, 0) + n
         return out
+
+    @property
+    def stored_size(self) -> int:
+        """Stored images held (what ``max_size`` bounds)."""
+        return sum(self.images_per_key().values())
+
+    @property
+    def decoded_size(self) -> int:
+        """Decoded training samples held (``len(buffer)``)."""
+        return len(self._buffer)
 
     @property
     def condense_seconds(self) -> float:
@@ -130,14 +150,15 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         """The whole memory as one :class:`atom_plugin.CondensedDataset` (e.g. to ``save`` it).
 
         Raises:
-            ConfigError: the memory is empty, or one class is stored under two task labels.
+            ConfigError: the memory is empty, one class is stored under two task labels, or the groups have
+                different factors (then save ``buffer.condensed``'s sets one by one).
         """
         if not self.buffer_groups:
             raise ConfigError("the memory is empty: no experience has been condensed yet")
         return merge_condensed(list(self.condensed.values()))
 
     def get_group_lengths(self, num_groups: int) -> list[int]:
-        """Images per group for ``num_groups`` groups in arrival order, before the caps of :func:`.plan_sizes`.
+        """Stored images per group for ``num_groups`` groups in arrival order, before the caps of :func:`.plan_sizes`.
         Budget: Avalanche's adaptive rule (``max_size // K``, one more for the first ``max_size % K`` groups).
         Per-class: ``ipc`` each -- overridden because Avalanche's fixed rule is ``max_size // total_num_groups``
         with a group count known up front, whereas ours fixes the images per class whatever ``max_size`` is."""
@@ -175,10 +196,10 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         self._record(agent_state, exp_id, list(counts), [k for batch in old for k in batch], t0, read_seconds, device)
 
     def resize(self, strategy, new_size: int) -> None:
-        """Change ``max_size``. Budget: shares are recomputed and classes above theirs re-condensed (shares never
-        grow back). Per-class: if the memory no longer fits, every class is re-condensed to ``new_size // K``
-        images (the new :attr:`ipc`). Unlike ``BalancedExemplarsBuffer.resize`` (one call per group), classes that
-        share a task and a new size are re-condensed together, in one call.
+        """Change ``max_size`` (stored images). Budget: shares are recomputed and classes above theirs re-condensed
+        into them and their factors (shares never grow back). Per-class: if the memory no longer fits, every class
+        is re-condensed to ``new_size // K`` images (the new :attr:`ipc`). Unlike ``BalancedExemplarsBuffer.resize``
+        (one call per group), classes that share a task, a new size and a factor are re-condensed in one call.
 
         Raises:
             ConfigError: ``new_size`` < 1 or smaller than the number of classes held.
@@ -190,7 +211,7 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
             raise ConfigError(f"a memory of {new_size} images cannot hold the {k} classes seen "
                               f"(at least one image per class); resize to >= {k}")
         self.max_size = new_size
-        if not k or (self.policy == "per_class" and sum(self.images_per_key().values()) <= new_size):
+        if not k or (self.policy == "per_class" and self.stored_size <= new_size):
             return
         if self.policy == "per_class":
             self.ipc = new_size // k
@@ -234,7 +255,7 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
     # -- the steps of an update ---------------------------------------------------------------------------------
     def _plan(self, counts: dict[Key, int], exp_id) -> dict[Key, int]:
-        """Images per group after this update (arrival order); ``counts``: real samples of the experience's groups."""
+        """Stored images per group after this update (arrival order); ``counts``: real samples of the new groups."""
         order, held = self._order_with(counts), self.images_per_key()
         check_capacity(self.policy, order, held, self.max_size, self.ipc, exp_id)
         return plan_sizes(order, self.get_group_lengths(len(order)), counts, held, self.small_class, exp_id)
@@ -244,18 +265,21 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         """After every change: rebuild :attr:`buffer`, append to :attr:`history`, publish the metrics (experiences)."""
         seconds = time.perf_counter() - t0
         self._buffer = concat_datasets([g.buffer for g in self.buffer_groups.values()])
+        per = {name: {f"{tk}/{k}": n for (tk, k), n in fn().items()} for name, fn in (
+            ("images_per_class", self.images_per_key), ("decoded_per_class", self.decoded_per_key),
+            ("factor_per_class", self.factors))}
         self.history.append(dict(
-            experience=exp_id, **extra, new_classes=[list(k) for k in new],
-            images_per_class={f"{tk}/{k}": n for (tk, k), n in self.images_per_key().items()},
+            experience=exp_id, **extra, new_classes=[list(k) for k in new], **per,
             recondensed=[list(k) for k in recondensed], seconds=seconds, read_seconds=read_seconds,
-            memory_size=len(self._buffer), device=str(device)))
+            memory_size=self.stored_size, memory_decoded=self.decoded_size, device=str(device)))
         evaluator = getattr(strategy, "evaluator", None)
         if exp_id is None or not hasattr(evaluator, "publish_metric_value"):
             return
         x = int(getattr(getattr(strategy, "clock", None), "train_iterations", 0) or 0)
         for name, value in ((f"CondenseTime_Exp/train_phase/train_stream/Exp{exp_id:03d}", seconds),
                             ("CondenseTime_Total/train_phase/train_stream", self.condense_seconds),
-                            ("MemorySize/train_phase/train_stream", len(self._buffer))):
+                            ("MemorySize/train_phase/train_stream", self.stored_size),
+                            ("MemoryDecoded/train_phase/train_stream", self.decoded_size)):
             evaluator.publish_metric_value(MetricValue(self, name, value, x))
 
     # -- small helpers ----------------------------------------------------------------------------------------------
@@ -295,5 +319,5 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
     def __repr__(self) -> str:
         return (f"ATOMBuffer(max_size={self.max_size}, policy={self.policy!r}, classes={len(self.buffer_groups)}, "
-                f"images={sum(self.images_per_key().values())})")
+                f"stored={self.stored_size}, decoded={self.decoded_size})")
 

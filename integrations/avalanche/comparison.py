@@ -3,7 +3,8 @@
 Used unchanged by ``examples/avalanche_replay.py`` and ``benchmarks/avalanche_replay.py``; the recipe is
 tabulated in ``docs/avalanche.md`` (``Recipe().markdown()`` prints it).
 
-Methods (all at the same memory M = total stored images; the list itself: :mod:`.methods`):
+Methods (all at the same memory M = total *stored* images, equal storage for every method; the ATOM methods'
+stored images may be factorised and train on their decoded samples; the list itself: :mod:`.methods`):
 
 ===============  ==========================================================================================
 ``naive``        fine-tuning, no memory (lower bound; M unused)
@@ -43,7 +44,8 @@ from atom_plugin.errors import check_choice  # noqa: E402
 from atom_plugin.results import markdown_table  # noqa: E402
 
 from .gdumb import CondensedGDumbPlugin  # noqa: E402
-from .methods import CONDENSING, GDUMB_LIKE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
+from .memory_dsa import MemoryDSAPlugin  # noqa: E402
+from .methods import CONDENSING, GDUMB_LIKE, MEMORY_NOTE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
 from .replay import ATOMReplayPlugin  # noqa: E402
 
 
@@ -63,8 +65,10 @@ class Recipe:
     mem_mb_size: int = 128            # memory minibatch added to each current minibatch (replay methods)
     eval_mb_size: int = 512
     gdumb_epochs: int = 500           # epochs on the memory per experience (gdumb, atom-gdumb)
-    memory_augmentation: bool = False  # DSA on memory batches: off for every method
+    memory_dsa: bool = False          # DSA on memory samples, for every method with a memory (MemoryDSAPlugin)
     condense_preset: str = "atom"
+    condense_factor: int | None = None  # multi-formation factor of the ATOM memories; None = the preset's per-IPC
+                                        # table at each class's stored-image share (the buffer's default)
     condense_iterations: int = 1000   # per experience (new classes), and per re-condensation of old classes
     condense_batch_real: int = 64     # real images per class per iteration
     condense_width: int = 128         # width of the condensation ConvNet
@@ -73,7 +77,13 @@ class Recipe:
         """The :class:`atom_plugin.ATOMConfig` the ATOM methods use (its ipc is set by the memory policy)."""
         return ATOMConfig(preset=self.condense_preset, iterations=self.condense_iterations,
                           batch_real=self.condense_batch_real, width=self.condense_width, depth=self.depth,
-                          norm=self.norm, factor=1, networks="random")  # memories of plain images, as recorded
+                          norm=self.norm, factor=self.condense_factor)  # networks: the preset's per-IPC choice
+
+    def factor_label(self) -> str:
+        """How the ATOM memories are factorised, in words."""
+        if self.condense_factor is None:
+            return "factor per the preset's per-IPC table at each class's share"
+        return f"factor {self.condense_factor}" + (" (plain images)" if self.condense_factor == 1 else "")
 
     def markdown(self) -> str:
         """The recipe as a Markdown table."""
@@ -86,11 +96,12 @@ class Recipe:
             ("memory minibatch (replay methods)", f"{self.mem_mb_size}, added to each current minibatch"),
             ("GDumb epochs on the memory", f"{self.gdumb_epochs} per experience, minibatch {self.train_mb_size} "
                                            "(gdumb, atom-gdumb; model reset before each experience)"),
-            ("augmentation of memory batches", "DSA on" if self.memory_augmentation else
+            ("augmentation of memory batches", "DSA (the core's ops, one drawn per memory sample), for every method "
+             "with a memory" if self.memory_dsa else
              "none, for every method (SplitFMNIST's train transform is deterministic too)"),
             ("condensation", f"preset `{self.condense_preset}`, {self.condense_iterations} iterations per experience "
                              f"and per re-condensation, {self.condense_batch_real} real images/class/iteration, "
-                             f"ConvNet width {self.condense_width}"),
+                             f"ConvNet width {self.condense_width}, {self.factor_label()}"),
             ("evaluation", f"whole test stream after every experience, minibatch {self.eval_mb_size}"),
         ]
         return markdown_table(["setting", "value"], rows)
@@ -141,6 +152,9 @@ def build_strategy(method: str, *, memory: int, recipe: Recipe, num_classes: int
                                   seed=seed, progress=progress)
     elif method == "atom-gdumb":
         plugin = CondensedGDumbPlugin(memory, config=recipe.condense_config(), seed=seed, progress=progress)
+    plugins = [plugin] if plugin is not None else []
+    if plugin is not None and recipe.memory_dsa:  # after the method's plugin: it augments that plugin's memory
+        plugins.append(MemoryDSAPlugin(memory_only=method in GDUMB_LIKE, seed=seed))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         evaluator = EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
@@ -148,7 +162,7 @@ def build_strategy(method: str, *, memory: int, recipe: Recipe, num_classes: int
     epochs = recipe.gdumb_epochs if method in GDUMB_LIKE else recipe.train_epochs
     strategy = Naive(model=model, optimizer=optimizer, train_mb_size=recipe.train_mb_size, train_epochs=epochs,
                      eval_mb_size=recipe.eval_mb_size, device=device, evaluator=evaluator,
-                     plugins=[plugin] if plugin is not None else None)
+                     plugins=plugins or None)
     return strategy, plugin
 
 
@@ -164,7 +178,8 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
     Returns a flat dict: ``method``, ``memory`` (images), ``seed``, ``final_avg_accuracy`` (%),
     ``avg_forgetting`` (%), ``acc_curve`` (list, %), ``condense_seconds`` (0.0 for methods that do not condense),
     ``train_seconds`` (wall time of the whole run, condensation and evaluation included), ``memory_used``
-    (images in memory at the end), and for ATOM methods ``images_per_class`` (final, by class).
+    (stored images in memory at the end), ``memory_dsa``, and for ATOM methods ``memory_decoded`` (training
+    samples), ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final, by class).
     """
     first = benchmark.train_stream[0].dataset.eval()[0][0]
     strategy, plugin = build_strategy(method, memory=memory, recipe=recipe, num_classes=benchmark.n_classes,
@@ -192,26 +207,29 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
         final_avg_accuracy=round(100.0 * acc, 3) if acc is not None else None,
         avg_forgetting=round(100.0 * fgt, 3) if fgt is not None else None,
         acc_curve=curve, condense_seconds=0.0, train_seconds=round(seconds, 3),
-        memory_used=len(plugin.storage_policy.buffer) if plugin is not None else 0,
+        memory_used=len(plugin.storage_policy.buffer) if plugin is not None else 0, memory_dsa=recipe.memory_dsa,
     )
     if method in CONDENSING:
         buf = plugin.storage_policy
-        out.update(condense_seconds=round(buf.condense_seconds, 3), policy=buf.policy,
+        out.update(condense_seconds=round(buf.condense_seconds, 3), policy=buf.policy, memory_used=buf.stored_size,
+                   memory_decoded=buf.decoded_size,
                    images_per_class={str(k): v for k, v in buf.images_per_class().items()},
+                   decoded_per_class={str(k): v for k, v in buf.images_per_class(decoded=True).items()},
+                   factor_per_class={f"{t}/{k}": f for (t, k), f in buf.factors().items()},
                    normalization_source=buf.normalization["source"] if buf.normalization else None)
     return out
 
 
 def results_table(rows: Sequence[dict]) -> str:
-    """A Markdown table of :func:`run_method` results (one row per record)."""
+    """A Markdown table of :func:`run_method` results (one row per record), with its note on what memory means."""
     cells = []
     for r in rows:
         acc = "" if r.get("final_avg_accuracy") is None else f"{r['final_avg_accuracy']:.2f}"
         fgt = "" if r.get("avg_forgetting") is None else f"{r['avg_forgetting']:.2f}"
         cs = f"{r['condense_seconds']:.1f}" if r.get("method") in CONDENSING else "-"
         cells.append([r["method"], r["memory"], r["seed"], acc, fgt, cs])
-    return markdown_table(["method", "memory", "seed", "final avg accuracy (%)", "avg forgetting (%)",
-                           "condensation (s)"], cells)
+    return MEMORY_NOTE + "\n\n" + markdown_table(["method", "memory (stored images)", "seed", "final avg accuracy (%)",
+                                                 "avg forgetting (%)", "condensation (s)"], cells)
 
 
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:

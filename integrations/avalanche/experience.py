@@ -83,6 +83,11 @@ def check_shape(exp, shape: tuple[int, ...], held: tuple[int, ...] | None) -> No
                         "transforms for every experience)")
 
 
+def dsa_strategy_of(leaf: str | None) -> str:
+    """The core's DSA strategy for a benchmark whose leaf dataset class is ``leaf`` (digits drop "flip")."""
+    return DIGIT_DSA_STRATEGY if leaf in _DIGIT_SETS else DEFAULT_DSA_STRATEGY
+
+
 def resolve_normalization(dataset, channels: int, *, mean: Sequence[float] | None = None,
                           std: Sequence[float] | None = None, tolerance: float = 1e-3) -> tuple[str, str, dict]:
     """``(core dataset name, DSA strategy, normalisation record)`` of a benchmark dataset: ``mean``/``std`` when
@@ -96,7 +101,7 @@ def resolve_normalization(dataset, channels: int, *, mean: Sequence[float] | Non
     """
     leaf, found = find_normalize(dataset)
     dataset_name = CORE_STATS[leaf][0] if leaf in CORE_STATS else (leaf or "avalanche")
-    dsa_strategy = DIGIT_DSA_STRATEGY if leaf in _DIGIT_SETS else DEFAULT_DSA_STRATEGY
+    dsa_strategy = dsa_strategy_of(leaf)
     if mean is not None:
         mean, std, source = tuple(mean), tuple(std), "argument"
     elif len(found) == 1:

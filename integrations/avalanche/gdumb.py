@@ -31,7 +31,7 @@ class CondensedGDumbPlugin(SupervisedPlugin):
     """GDumb with a condensed memory: fresh (initial) model each experience, trained on the memory only.
 
     Args:
-        mem_size: total images in memory (default: ``storage_policy.max_size``, else 200).
+        mem_size: total stored images in memory (default: ``storage_policy.max_size``, else 200).
         storage_policy: an :class:`ATOMBuffer`; or leave it out and give its arguments here (``**buffer_kwargs``:
             ``config``, ``policy``, ``images_per_class``, ``seed``, ``device``, ``progress``, ``small_class``, ...).
 

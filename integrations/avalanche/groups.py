@@ -1,7 +1,9 @@
-"""The groups of an :class:`ATOMBuffer` -- one :class:`CondensedGroup` per ``(task label, class)`` -- and the two
-ways to fill them: :func:`condense_classes` (from an experience's real data) and :func:`recondense_groups` (into
-fewer images, from their own synthetic images). Classes that share a task and a size are condensed together, in
-one call (:func:`.shares.by_task_and_size`)."""
+"""The groups of an :class:`ATOMBuffer` -- one :class:`CondensedGroup` per ``(task label, class)``, each its own
+condensed set (possibly factorised: multi-formation, IDC, Kim et al. ICML 2022) -- and the two ways to fill them:
+:func:`condense_classes` (from an experience's real data) and :func:`recondense_groups` (into fewer stored images,
+from their own decoded samples). A group's factor is :func:`group_factor`: the config's ``factor``, or, when it is
+None, the core's per-IPC table applied to the group's stored-image share. Classes that share a task, a size and a
+factor are condensed together, in one call (:func:`.shares.by_task_size_factor`)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -16,16 +18,27 @@ from avalanche.training.storage_policy import ExemplarsBuffer  # noqa: E402
 from atom_plugin import (ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset,  # noqa: E402
                          condense, merge_condensed, recondense)
 
-from .shares import Key, by_task_and_size  # noqa: E402
+from .shares import Key, by_task_size_factor  # noqa: E402
 
 #: Condensation iterations per experience when no config is given (about 10 s per experience on an H100 at IPC 10).
 DEFAULT_ITERATIONS = 1000
 
 
 def default_config() -> ATOMConfig:
-    """The buffer's default condensation settings: the ``atom`` loss with :data:`DEFAULT_ITERATIONS`, plain images
-    (factor 1) and random matching networks -- the memory counts stored images, one training sample each."""
-    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS, factor=1, networks="random")
+    """The buffer's default condensation settings: the core's default preset (``atom``) with
+    :data:`DEFAULT_ITERATIONS`; ``factor`` and ``networks`` left to the preset's per-IPC table, applied to each
+    group's stored-image share (:func:`group_factor`)."""
+    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS)
+
+
+def group_factor(config: ATOMConfig, stored: int) -> int:
+    """The multi-formation factor of a group of ``stored`` images: ``config.factor`` when set, else the preset's
+    per-IPC choice at ``ipc = stored`` (:meth:`atom_plugin.ATOMConfig.resolved`, the core's one rule).
+
+    Raises:
+        ConfigError: an invalid config.
+    """
+    return config.replace(ipc=stored).resolved().factor
 
 
 Seeds = Callable[[int], int]  # call index within an update -> seed
@@ -37,40 +50,45 @@ class CondensedGroup(ExemplarsBuffer):
 
     Attributes:
         owner: the :class:`ATOMBuffer` (its item dtype; its :meth:`ATOMBuffer.shrink` re-condenses and records).
-        key: ``(task label, class)``. condensed: its :class:`atom_plugin.CondensedDataset` (images ``(n, C, H, W)``
-            float32). buffer: ``n`` Avalanche items ``(x (C, H, W) in the owner's item dtype, y int, task int)``.
-        max_size: ``n``, the images held.
+        key: ``(task label, class)``. condensed: its :class:`atom_plugin.CondensedDataset` (``n`` stored images
+            ``(n, C, H, W)`` float32 of factor f, decoded to ``n * f²`` samples).
+        buffer: the ``n * f²`` decoded samples as Avalanche items ``(x (C, H, W) in the owner's item dtype, y int,
+            task int)`` -- what the replay loader and GDumb train on.
+        max_size: ``n``, the *stored* images held (the memory's accounting unit). factor: f.
     """
 
     def __init__(self, owner, key: Key, condensed: CondensedDataset):
-        super().__init__(len(condensed))
+        super().__init__(len(condensed.stored_images))
         self.owner, self.key = owner, key
         self.set(condensed)
 
     def set(self, condensed: CondensedDataset) -> None:
         """Hold ``condensed`` (this group's class only) from now on."""
-        self.condensed, self.max_size = condensed, len(condensed)
+        self.condensed, self.max_size, self.factor = condensed, len(condensed.stored_images), condensed.factor
         self.buffer = tensor_dataset(condensed.images.to(self.owner.item_dtype or torch.float32), condensed.labels,
                                      [self.key[0]] * len(condensed))
 
     def resize(self, strategy, new_size: int) -> None:
-        """Re-condense the group into ``new_size`` images when it holds more (a group never grows: its real data
-        is gone); recorded in the owner's history (:meth:`ATOMBuffer.shrink`)."""
+        """Re-condense the group into ``new_size`` stored images (and that share's factor) when it holds more (a
+        group never grows: its real data is gone); recorded in the owner's history (:meth:`ATOMBuffer.shrink`)."""
         self.owner.shrink(strategy, {self.key: new_size})
 
 
 def recondense_groups(groups: dict[Key, CondensedGroup], sizes: dict[Key, int], config: ATOMConfig, *, device,
                       seed: Seeds, callbacks: Callbacks, label: str) -> list[list[Key]]:
-    """The one re-condensation loop: every group held above its ``sizes[key]`` is re-condensed into that many
-    images (:func:`atom_plugin.recondense`), one call per (task, size), call j seeded ``seed(j)``.
+    """The one re-condensation loop: every group holding more than ``sizes[key]`` stored images is re-condensed
+    into that many, at :func:`group_factor` of the new size (:func:`atom_plugin.recondense`: its decoded samples
+    play the real data), one call per (task, size, new factor, old factor), call j seeded ``seed(j)``.
 
     Returns:
         the batches of keys re-condensed, one per call.
     """
-    batches = by_task_and_size({k: n for k, n in sizes.items() if n < len(groups[k].condensed)})
-    for call, ((_, ipc), keys) in enumerate(batches.items()):
+    shrink = {k: n for k, n in sizes.items() if n < groups[k].max_size}
+    batches = by_task_size_factor(shrink, lambda k, n: (group_factor(config, n), groups[k].factor))
+    for call, ((_, ipc, (f, _)), keys) in enumerate(batches.items()):
         out = recondense(merge_condensed([groups[k].condensed for k in keys]), ipc, config, device=device,
-                         seed=seed(call), callbacks=callbacks(f"{label}: re-condense {len(keys)} classes to {ipc}"))
+                         seed=seed(call), callbacks=callbacks(f"{label}: re-condense {len(keys)} classes to {ipc}"
+                                                              + (f" (factor {f})" if f > 1 else "")))
         for key in keys:
             groups[key].set(out.subset([key[1]]))
     return list(batches.values())
@@ -78,16 +96,19 @@ def recondense_groups(groups: dict[Key, CondensedGroup], sizes: dict[Key, int], 
 
 def condense_classes(real: Callable[[int], ImageTensorDataset], sizes: dict[Key, int], config: ATOMConfig, *,
                      device, seed: Seeds, callbacks: Callbacks, label: str) -> dict[Key, CondensedDataset]:
-    """Condense each class of ``sizes`` into ``sizes[key]`` images from ``real(task)`` (the experience's real data
-    of that task) with :func:`atom_plugin.condense`, one call per (task, size), call j seeded ``seed(j)``.
+    """Condense each class of ``sizes`` into ``sizes[key]`` stored images at :func:`group_factor` of that size from
+    ``real(task)`` (the experience's real data of that task) with :func:`atom_plugin.condense`, one call per
+    (task, size, factor), call j seeded ``seed(j)``.
 
     Returns:
         ``{key: one-class CondensedDataset}`` in the calls' order.
     """
     out: dict[Key, CondensedDataset] = {}
-    for call, ((task, ipc), keys) in enumerate(by_task_and_size(sizes).items()):
+    for call, ((task, ipc, f), keys) in enumerate(by_task_size_factor(sizes, lambda k, n: group_factor(config, n))
+                                                  .items()):
         cd = condense(real(task), config.replace(ipc=ipc), device=device, seed=seed(call), classes=[k for _, k in keys],
-                      callbacks=callbacks(f"{label}: condense {len(keys)} classes x {ipc}"))
+                      callbacks=callbacks(f"{label}: condense {len(keys)} classes x {ipc}"
+                                          + (f" (factor {f})" if f > 1 else "")))
         out.update({key: cd.subset([key[1]]) for key in keys})
     return out
 

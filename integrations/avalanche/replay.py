@@ -52,7 +52,7 @@ class ATOMReplayPlugin(ReplayPlugin):
     """A :class:`avalanche.training.plugins.ReplayPlugin` whose storage policy is an :class:`ATOMBuffer`.
 
     Args:
-        mem_size: total images in memory (default: ``storage_policy.max_size``, else 200).
+        mem_size: total stored images in memory (default: ``storage_policy.max_size``, else 200).
         batch_size, batch_size_mem, task_balanced_dataloader: as in ReplayPlugin (current-data and memory
             minibatch sizes; default: the strategy's ``train_mb_size``).
         storage_policy: an :class:`ATOMBuffer`; or leave it out and give its arguments here (``**buffer_kwargs``:

@@ -4,6 +4,7 @@ how many images each gets after an update. :class:`ATOMBuffer` supplies the raw 
 from __future__ import annotations
 
 import warnings
+from typing import Callable, Hashable
 
 import torch
 
@@ -92,9 +93,10 @@ def policy_ipc(policy: str, images_per_class, config_ipc, max_size: int) -> int 
     return ipc
 
 
-def by_task_and_size(sizes: dict[Key, int]) -> dict[tuple[int, int], list[Key]]:
-    """``{(task, size): keys}`` in first-seen order: the classes condensed together, in one call."""
-    out: dict[tuple[int, int], list[Key]] = {}
+def by_task_size_factor(sizes: dict[Key, int], factors: Callable[[Key, int], Hashable]) -> dict[tuple, list[Key]]:
+    """``{(task, size, factors(key, size)): keys}`` in first-seen order: the classes condensed together, in one
+    call (same task, same stored size, same multi-formation factor(s))."""
+    out: dict[tuple, list[Key]] = {}
     for key, n in sizes.items():
-        out.setdefault((key[0], n), []).append(key)
+        out.setdefault((key[0], n, factors(key, n)), []).append(key)
     return out

@@ -269,7 +269,8 @@ def test_reduced_recipes_change_sizes_only():
     from atom_plugin.integrations.avalanche import RECIPES, Recipe
 
     assert set(RECIPES) == {"full", "cpu", "quick"} and RECIPES["full"] == Recipe()
-    rules = ("model", "depth", "norm", "lr", "momentum", "weight_decay", "memory_augmentation", "condense_preset")
+    rules = ("model", "depth", "norm", "lr", "momentum", "weight_decay", "memory_dsa", "condense_preset",
+             "condense_factor")
     for name, recipe in RECIPES.items():
         assert {k: getattr(recipe, k) for k in rules} == {k: getattr(Recipe(), k) for k in rules}, name
     assert RECIPES["quick"].condense_iterations < RECIPES["cpu"].condense_iterations < Recipe().condense_iterations
@@ -321,14 +322,6 @@ def test_fashion_mnist_root_layouts(tmp_path, monkeypatch):
         fashion_mnist_root(tmp_path / "nowhere", cache_dir=cache)
     msg = str(info.value)
     assert "nowhere (data root)" in msg and "`data_root`" in msg and "download" not in msg.split(";", 1)[1]
-
-
-def test_buffer_stores_plain_images_whatever_the_preset_table_says():
-    """The memory counts stored images: a preset that would pick a factor per IPC is pinned to factor 1."""
-    buf = ATOMBuffer(10, config=ATOMConfig(preset="atom", iterations=1), progress=False)
-    assert buf.config.factor == 1 and buf.config.resolved().factor == 1
-    with pytest.raises(ConfigError, match="config.factor=2: the ATOM buffer stores plain images"):
-        ATOMBuffer(10, config=ATOMConfig(factor=2), progress=False)
 
 
 # -- the groups, the shares and the plugins' storage_policy= -------------------------------------------------------
