@@ -80,13 +80,16 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
 
 
 def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], generator: torch.Generator,
-                  *, shared_op: bool = False, ranges: DSARanges = DSARanges()) -> DSADraw:
+                  *, shared_op: bool = False, ranges: DSARanges = DSARanges(), op_index: int | None = None) -> DSADraw:
     """Draw one op and one parameter set per group, on the generator's device.
 
     Args:
         ops: from :func:`parse_strategy`. groups: G. image_hw: ``(H, W)`` of the images to augment.
         generator: a ``torch.Generator`` (its device decides where the parameters live).
         shared_op: one op for all groups (evaluation: "one op per batch, parameters per image").
+        op_index: the op all groups take, already drawn by the caller (with ``torch.randint(len(ops), (1,))``,
+            the draw this function would make first): no op is drawn here; the parameters are the ones the same
+            generator state would give after that draw.
     """
     dev = generator.device
     h, w = image_hw
@@ -95,8 +98,11 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     def rand(*shape):
         return torch.rand(*shape, generator=g, device=dev)
 
-    n_op = 1 if shared_op else groups
-    op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
+    if op_index is not None:
+        op = torch.full((groups,), int(op_index), dtype=torch.long, device=dev)
+    else:
+        n_op = 1 if shared_op else groups
+        op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
     brightness = (rand(groups) - 0.5) * ranges.brightness
     saturation = rand(groups) * ranges.saturation
     contrast = rand(groups) + ranges.contrast
@@ -112,69 +118,115 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     return DSADraw(ops, op, brightness, saturation, contrast, shift, cutout_center, flip, scale, angle)
 
 
-def _per_image(draw: DSADraw, group: torch.Tensor, name: str) -> torch.Tensor:
-    return getattr(draw, name).index_select(0, group)
-
-
-def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor,
-                 ranges: DSARanges = DSARanges()) -> torch.Tensor:
+def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
+                 ranges: DSARanges = DSARanges(), *, only: str | None = None) -> torch.Tensor:
     """Augment ``x`` ``(B, C, H, W)`` float with each image's group parameters; returns a new ``(B, C, H, W)``.
 
     Args:
-        group: ``(B,)`` int64, the group of each image (its class during condensation), on x's device.
+        group: ``(B,)`` int64, the group of each image (its class during condensation), on x's device; None:
+            one group per image (``draw`` has B groups).
+        only: the op every image drew, when the caller knows it on the host (evaluation's shared op): only that
+            op is computed, with the same result bit for bit (``draw.op`` is then not read). None: each image's
+            drawn op is selected with ``torch.where``.
+
+    Raises:
+        ConfigError: ``only`` not in ``draw.ops``.
     """
+    if only is not None and only not in draw.ops:
+        raise ConfigError(f"DSA op {only!r} is not in the strategy {'_'.join(draw.ops)!r}")
     b, c, h, w = x.shape
-    op = _per_image(draw, group, "op")
-    view = (b, 1, 1, 1)
+
+    def per_image(name: str) -> torch.Tensor:
+        t = getattr(draw, name)
+        return t if group is None else t.index_select(0, group)
+
+    op = per_image("op") if only is None else None
+
+    def chosen(name: str) -> torch.Tensor | None:  # (B,) bool: the images that drew op `name`; None = all
+        return None if op is None else op == draw.ops.index(name)
+
+    ops = draw.ops if only is None else (only,)
     out = x
-    if "color" in draw.ops:
-        y = out + _per_image(draw, group, "brightness").view(view)
-        m = y.mean(dim=1, keepdim=True)
-        y = (y - m) * _per_image(draw, group, "saturation").view(view) + m
-        m = y.mean(dim=(1, 2, 3), keepdim=True)
-        y = (y - m) * _per_image(draw, group, "contrast").view(view) + m
-        out = torch.where((op == draw.ops.index("color")).view(view), y, out)
-    if "crop" in draw.ops:
-        is_crop = (op == draw.ops.index("crop")).unsqueeze(1)
-        shift = torch.where(is_crop, _per_image(draw, group, "shift"), torch.zeros_like(draw.shift[:1]))
+    if "color" in ops:
+        out = _color(out, per_image, chosen("color"))
+    if "crop" in ops:
+        shift, sel = per_image("shift"), chosen("crop")
+        if sel is not None:
+            shift = torch.where(sel.unsqueeze(1), shift, torch.zeros_like(draw.shift[:1]))
         out = _translate(out, shift)  # zero shift is an exact identity
-    if "cutout" in draw.ops:
-        ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
-        centre = _per_image(draw, group, "cutout_center")
-        top, left = centre[:, 0] - ch // 2, centre[:, 1] - cw // 2
-        rows = torch.arange(h, device=x.device)
-        cols = torch.arange(w, device=x.device)
-        in_r = (rows[None] >= top[:, None]) & (rows[None] < (top + ch)[:, None])
-        in_c = (cols[None] >= left[:, None]) & (cols[None] < (left + cw)[:, None])
-        hole = (in_r[:, :, None] & in_c[:, None, :]) & (op == draw.ops.index("cutout")).view(b, 1, 1)
-        out = out * (~hole).unsqueeze(1).to(out.dtype)
-    if "flip" in draw.ops:
-        do = (op == draw.ops.index("flip")) & _per_image(draw, group, "flip")
-        out = torch.where(do.view(view), out.flip(3), out)
-    if "scale" in draw.ops or "rotate" in draw.ops:
-        theta = torch.zeros(b, 2, 3, device=x.device, dtype=out.dtype)
+    if "cutout" in ops:
+        out = _cutout(out, per_image("cutout_center"), chosen("cutout"), ranges)
+    if "flip" in ops:
+        do, sel = per_image("flip"), chosen("flip")
+        do = do if sel is None else sel & do
+        out = torch.where(do.view(b, 1, 1, 1), out.flip(3), out)
+    if "scale" in ops or "rotate" in ops:
+        out = _affine(out, per_image, chosen("scale") if "scale" in ops else None,
+                      chosen("rotate") if "rotate" in ops else None, only)
+    return out
+
+
+def _color(x: torch.Tensor, per_image, sel: torch.Tensor | None) -> torch.Tensor:
+    """Brightness, saturation, contrast (in that order) on the images of ``sel`` (all when None)."""
+    view = (x.shape[0], 1, 1, 1)
+    y = x + per_image("brightness").view(view)
+    m = y.mean(dim=1, keepdim=True)
+    y = (y - m) * per_image("saturation").view(view) + m
+    m = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - m) * per_image("contrast").view(view) + m
+    return y if sel is None else torch.where(sel.view(view), y, x)
+
+
+def _cutout(x: torch.Tensor, centre: torch.Tensor, sel: torch.Tensor | None, ranges: DSARanges) -> torch.Tensor:
+    """Zero a square of side round(cutout * size) around ``centre`` ``(B, 2)`` on the images of ``sel``."""
+    b, _, h, w = x.shape
+    ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
+    top, left = centre[:, 0] - ch // 2, centre[:, 1] - cw // 2
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    in_r = (rows[None] >= top[:, None]) & (rows[None] < (top + ch)[:, None])
+    in_c = (cols[None] >= left[:, None]) & (cols[None] < (left + cw)[:, None])
+    hole = in_r[:, :, None] & in_c[:, None, :]
+    if sel is not None:
+        hole = hole & sel.view(b, 1, 1)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+def _affine(x: torch.Tensor, per_image, is_s: torch.Tensor | None, is_r: torch.Tensor | None,
+            only: str | None) -> torch.Tensor:
+    """Scale and/or rotate (bilinear ``grid_sample``, zeros, align_corners=True) the images that drew them.
+
+    ``is_s`` / ``is_r``: (B,) bool masks of the images that drew scale / rotate (None: the op is not selected
+    per image; with ``only`` set, every image takes that op)."""
+    b, c, h, w = x.shape
+    theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
+    if only == "scale":
+        s = per_image("scale").to(x.dtype)
+        theta[:, 0, 0], theta[:, 1, 1] = s[:, 0], s[:, 1]
+    elif only == "rotate":
+        a = per_image("angle").to(x.dtype)
+        cos, sin = torch.cos(a), torch.sin(a)
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+    else:
         theta[:, 0, 0] = 1
         theta[:, 1, 1] = 1
         affine = torch.zeros(b, dtype=torch.bool, device=x.device)
-        if "scale" in draw.ops:
-            is_s = op == draw.ops.index("scale")
-            s = _per_image(draw, group, "scale").to(out.dtype)
+        if is_s is not None:
+            s = per_image("scale").to(x.dtype)
             theta[:, 0, 0] = torch.where(is_s, s[:, 0], theta[:, 0, 0])
             theta[:, 1, 1] = torch.where(is_s, s[:, 1], theta[:, 1, 1])
             affine |= is_s
-        if "rotate" in draw.ops:
-            is_r = op == draw.ops.index("rotate")
-            a = _per_image(draw, group, "angle").to(out.dtype)
+        if is_r is not None:
+            a = per_image("angle").to(x.dtype)
             cos, sin = torch.cos(a), torch.sin(a)
             theta[:, 0, 0] = torch.where(is_r, cos, theta[:, 0, 0])
             theta[:, 0, 1] = torch.where(is_r, -sin, theta[:, 0, 1])
             theta[:, 1, 0] = torch.where(is_r, sin, theta[:, 1, 0])
             theta[:, 1, 1] = torch.where(is_r, cos, theta[:, 1, 1])
             affine |= is_r
-        grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
-        warped = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        out = torch.where(affine.view(view), warped, out)
-    return out
+    grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return warped if only is not None else torch.where(affine.view(b, 1, 1, 1), warped, x)
 
 
 def _translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -187,8 +239,21 @@ def _translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return xp.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
-def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
-    """Evaluation-time DSA: one op for the batch, parameters drawn per image. ``(B, C, H, W)`` -> same shape."""
+def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: torch.Generator, *,
+                  op_generator: torch.Generator | None = None) -> torch.Tensor:
+    """Evaluation-time DSA: one op for the batch, parameters drawn per image. ``(B, C, H, W)`` -> same shape.
+
+    The op is drawn from ``op_generator`` (default ``generator``) before the parameters. When that generator
+    is a CPU one, the op is known on the host without a device read and only that op is computed (the images
+    are the ones computing all ops and selecting would give, bit for bit); a device generator keeps the op on
+    the device and computes every op of the strategy.
+    """
     ops = parse_strategy(strategy) if isinstance(strategy, str) else strategy
-    draw = sample_params(ops, x.shape[0], (x.shape[2], x.shape[3]), generator, shared_op=True)
-    return apply_params(x, draw, torch.arange(x.shape[0], device=x.device))
+    hw = (x.shape[2], x.shape[3])
+    og = op_generator if op_generator is not None else generator
+    if og.device.type != "cpu":
+        draw = sample_params(ops, x.shape[0], hw, generator, shared_op=True)
+        return apply_params(x, draw, None)
+    k = int(torch.randint(len(ops), (1,), generator=og))
+    draw = sample_params(ops, x.shape[0], hw, generator, op_index=k)
+    return apply_params(x, draw, None, only=ops[k])
