@@ -140,10 +140,12 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
         t = getattr(draw, name)
         return t if group is None else t.index_select(0, group)
 
-    op = per_image("op") if only is None else None
+    # (B, n_ops) bool, column k: the images that drew op k (one comparison for all ops); None: all take `only`
+    hit = None if only is not None else (
+        per_image("op")[:, None] == torch.arange(len(draw.ops), device=x.device))
 
     def chosen(name: str) -> torch.Tensor | None:  # (B,) bool: the images that drew op `name`; None = all
-        return None if op is None else op == draw.ops.index(name)
+        return None if hit is None else hit[:, draw.ops.index(name)]
 
     ops = draw.ops if only is None else (only,)
     out = x
@@ -151,18 +153,16 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
         out = _color(out, per_image, chosen("color"))
     if "crop" in ops:
         shift, sel = per_image("shift"), chosen("crop")
-        if sel is not None:
-            shift = torch.where(sel.unsqueeze(1), shift, torch.zeros_like(draw.shift[:1]))
-        out = _translate(out, shift)  # zero shift is an exact identity
+        out = _translate(out, shift if sel is None else shift * sel.unsqueeze(1))  # zero shift: exact identity
     if "cutout" in ops:
         out = _cutout(out, per_image("cutout_center"), chosen("cutout"), ranges)
     if "flip" in ops:
         do, sel = per_image("flip"), chosen("flip")
         do = do if sel is None else sel & do
         out = torch.where(do.view(b, 1, 1, 1), out.flip(3), out)
-    if "scale" in ops or "rotate" in ops:
-        out = _affine(out, per_image, chosen("scale") if "scale" in ops else None,
-                      chosen("rotate") if "rotate" in ops else None, only)
+    kinds = [k for k in ("scale", "rotate") if k in ops]
+    if kinds:
+        out = _affine(out, per_image, kinds, chosen)
     return out
 
 
@@ -192,41 +192,31 @@ def _cutout(x: torch.Tensor, centre: torch.Tensor, sel: torch.Tensor | None, ran
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
-def _affine(x: torch.Tensor, per_image, is_s: torch.Tensor | None, is_r: torch.Tensor | None,
-            only: str | None) -> torch.Tensor:
-    """Scale and/or rotate (bilinear ``grid_sample``, zeros, align_corners=True) the images that drew them.
-
-    ``is_s`` / ``is_r``: (B,) bool masks of the images that drew scale / rotate (None: the op is not selected
-    per image; with ``only`` set, every image takes that op)."""
+def _affine(x: torch.Tensor, per_image, kinds: list[str], chosen) -> torch.Tensor:
+    """Scale and/or rotate (``kinds``) the images that drew them: bilinear ``grid_sample``, zeros,
+    align_corners=True. ``chosen(kind)``: (B,) bool mask of the images that drew it, or None when every image
+    takes the one kind given. The 2x2 part of each image's ``theta`` is diag(sx, sy), the rotation
+    [[cos, -sin], [sin, cos]] or (neither drawn) the identity; the translation column is 0."""
     b, c, h, w = x.shape
-    theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
-    if only == "scale":
-        s = per_image("scale").to(x.dtype)
-        theta[:, 0, 0], theta[:, 1, 1] = s[:, 0], s[:, 1]
-    elif only == "rotate":
+    mats = {}
+    if "scale" in kinds:
+        mats["scale"] = torch.diag_embed(per_image("scale").to(x.dtype))
+    if "rotate" in kinds:
         a = per_image("angle").to(x.dtype)
         cos, sin = torch.cos(a), torch.sin(a)
-        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-    else:
-        theta[:, 0, 0] = 1
-        theta[:, 1, 1] = 1
-        affine = torch.zeros(b, dtype=torch.bool, device=x.device)
-        if is_s is not None:
-            s = per_image("scale").to(x.dtype)
-            theta[:, 0, 0] = torch.where(is_s, s[:, 0], theta[:, 0, 0])
-            theta[:, 1, 1] = torch.where(is_s, s[:, 1], theta[:, 1, 1])
-            affine |= is_s
-        if is_r is not None:
-            a = per_image("angle").to(x.dtype)
-            cos, sin = torch.cos(a), torch.sin(a)
-            theta[:, 0, 0] = torch.where(is_r, cos, theta[:, 0, 0])
-            theta[:, 0, 1] = torch.where(is_r, -sin, theta[:, 0, 1])
-            theta[:, 1, 0] = torch.where(is_r, sin, theta[:, 1, 0])
-            theta[:, 1, 1] = torch.where(is_r, cos, theta[:, 1, 1])
-            affine |= is_r
-    grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
+        mats["rotate"] = torch.stack([cos, -sin, sin, cos], dim=1).view(b, 2, 2)
+    masks = {k: chosen(k) for k in kinds}
+    if any(m is None for m in masks.values()):  # one kind for all images
+        theta = F.pad(mats[kinds[0]], (0, 1))
+        grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    m = torch.eye(2, dtype=x.dtype, device=x.device).expand(b, 2, 2)
+    for k in kinds:
+        m = torch.where(masks[k].view(b, 1, 1), mats[k], m)
+    affine = masks[kinds[0]] if len(kinds) == 1 else masks[kinds[0]] | masks[kinds[1]]
+    grid = F.affine_grid(F.pad(m, (0, 1)), [b, c, h, w], align_corners=True)
     warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    return warped if only is not None else torch.where(affine.view(b, 1, 1, 1), warped, x)
+    return torch.where(affine.view(b, 1, 1, 1), warped, x)
 
 
 def _translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

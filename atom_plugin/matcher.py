@@ -25,7 +25,7 @@ from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
 from .dsa import apply_params, parse_strategy, sample_params
 from .errors import ConfigError
-from .loss import LossWeights, matching_loss, real_statistics
+from .loss import LossWeights, matching_loss, real_statistics, statistic_weights
 from .models import build_model
 from .models._init import matching_redraw, redraw_
 from .multiformation import check_factor, decode, encode
@@ -118,6 +118,7 @@ class Matcher:
             self.real_stats, self.syn_loss = torch.compile(self.real_stats), torch.compile(self.syn_loss)
         self.g_net = torch.Generator(device=device)
         self.g_data = torch.Generator(device=device)
+        self.column_weights: torch.Tensor | None = None
         self.pool_nets = None
         if cfg.networks == "pool":
             from ._netpool import NetworkPool
@@ -152,7 +153,10 @@ class Matcher:
             real, syn = both[:real.shape[0]], both[real.shape[0]:]
         with torch.no_grad():
             stats = self.real_stats(real)
-        loss = self.syn_loss(syn, stats) if ce_scale is None else self.syn_loss(syn, stats, ce_scale)
+        if self.column_weights is None:  # the loss weight of each statistic's column, built once
+            self.column_weights = statistic_weights(stats, self.weights)
+        args = (syn, stats, self.column_weights) + ((ce_scale,) if ce_scale is not None else ())
+        loss = self.syn_loss(*args)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -230,10 +234,10 @@ class _SynLoss(_RealStats):
         super().__init__(net, layers, num_classes, weights)
         self.syn_labels = syn_labels
 
-    def forward(self, syn: torch.Tensor, stats: list[torch.Tensor],
+    def forward(self, syn: torch.Tensor, stats: list[torch.Tensor], column_weights: torch.Tensor,
                 ce_scale: torch.Tensor | None = None) -> torch.Tensor:
         maps, emb = self.net.forward_intermediates(syn, self.layers)
-        loss = matching_loss(stats, maps, emb, self.num_classes, self.weights)
+        loss = matching_loss(stats, maps, emb, self.num_classes, self.weights, column_weights=column_weights)
         if ce_scale is not None:  # IDM's class-aware regularisation, summed over classes (mean within a class)
             ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")
             loss = loss + ce_scale * ce / (syn.shape[0] // self.num_classes)
