@@ -115,7 +115,8 @@ class Matcher:
         self.real_stats = _RealStats(self.net, self.layers, L, self.weights)
         self.syn_loss = _SynLoss(self.net, self.layers, L, self.weights, syn_labels)
         if self.compiled:
-            self.real_stats, self.syn_loss = torch.compile(self.real_stats), torch.compile(self.syn_loss)
+            self.real_stats = torch.compile(self.real_stats, fullgraph=True)  # a graph break raises
+            self.syn_loss = torch.compile(self.syn_loss, fullgraph=True)
         self.g_net = torch.Generator(device=device)
         self.g_data = torch.Generator(device=device)
         self.column_weights: torch.Tensor | None = None

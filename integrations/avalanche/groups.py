@@ -70,7 +70,8 @@ def recondense_groups(groups: dict[Key, CondensedGroup], sizes: dict[Key, int], 
     batches = by_task_and_size({k: n for k, n in sizes.items() if n < len(groups[k].condensed)})
     for call, ((_, ipc), keys) in enumerate(batches.items()):
         out = recondense(merge_condensed([groups[k].condensed for k in keys]), ipc, config, device=device,
-                         seed=seed(call), callbacks=callbacks(f"{label}: re-condense {len(keys)} classes to {ipc}"))
+                         seed=seed(call), callbacks=callbacks(f"{label}: re-condense {len(keys)} classes to {ipc}"),
+                         compile=False)  # shapes change every call: compiling would only add compile time
         for key in keys:
             groups[key].set(out.subset([key[1]]))
     return list(batches.values())
@@ -87,7 +88,7 @@ def condense_classes(real: Callable[[int], ImageTensorDataset], sizes: dict[Key,
     out: dict[Key, CondensedDataset] = {}
     for call, ((task, ipc), keys) in enumerate(by_task_and_size(sizes).items()):
         cd = condense(real(task), config.replace(ipc=ipc), device=device, seed=seed(call), classes=[k for _, k in keys],
-                      callbacks=callbacks(f"{label}: condense {len(keys)} classes x {ipc}"))
+                      callbacks=callbacks(f"{label}: condense {len(keys)} classes x {ipc}"), compile=False)
         out.update({key: cd.subset([key[1]]) for key in keys})
     return out
 
