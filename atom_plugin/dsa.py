@@ -14,7 +14,8 @@ round(0.5*size); flip = horizontal mirror with probability 0.5; scale = x/y fact
 rotate = U(-15, 15) degrees. Scale and rotate resample with ``grid_sample`` (bilinear, zeros,
 align_corners=True). Everything is differentiable w.r.t. the images. No per-sample Python loop: each op is
 computed for the whole batch and selected per image with ``torch.where`` (an image whose group drew another
-op passes through unchanged, bit for bit).
+op passes through unchanged, bit for bit); when the caller knows the op on the host (evaluation), only that op
+is computed (``apply_params(..., only=op)``), with the same result bit for bit.
 
 Random numbers are drawn in a fixed order for all groups, whatever ops are drawn, so a run is reproducible
 from its generator state and independent of how classes are split across processes.
@@ -103,7 +104,9 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     else:
         n_op = 1 if shared_op else groups
         op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
-    brightness = (rand(groups) - 0.5) * ranges.brightness
+    brightness = rand(groups) - 0.5
+    if ranges.brightness != 1.0:  # x * 1.0 is x: no kernel for it
+        brightness = brightness * ranges.brightness
     saturation = rand(groups) * ranges.saturation
     contrast = rand(groups) + ranges.contrast
     sh, sw = int(h * ranges.crop_pad + 0.5), int(w * ranges.crop_pad + 0.5)
@@ -136,9 +139,10 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
         raise ConfigError(f"DSA op {only!r} is not in the strategy {'_'.join(draw.ops)!r}")
     b, c, h, w = x.shape
 
+    params = draw.tensors() if group is None else _gather(draw, group)
+
     def per_image(name: str) -> torch.Tensor:
-        t = getattr(draw, name)
-        return t if group is None else t.index_select(0, group)
+        return params[name]
 
     # (B, n_ops) bool, column k: the images that drew op k (one comparison for all ops); None: all take `only`
     hit = None if only is not None else (
@@ -151,18 +155,36 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
     out = x
     if "color" in ops:
         out = _color(out, per_image, chosen("color"))
-    if "crop" in ops:
-        shift, sel = per_image("shift"), chosen("crop")
-        out = _translate(out, shift if sel is None else shift * sel.unsqueeze(1))  # zero shift: exact identity
-    if "cutout" in ops:
-        out = _cutout(out, per_image("cutout_center"), chosen("cutout"), ranges)
+    flip = None
     if "flip" in ops:
         do, sel = per_image("flip"), chosen("flip")
-        do = do if sel is None else sel & do
-        out = torch.where(do.view(b, 1, 1, 1), out.flip(3), out)
+        flip = do if sel is None else sel & do
+    if "crop" in ops:  # with flip in the same gathers (an image takes at most one of them; both copy exactly)
+        shift, sel = per_image("shift"), chosen("crop")
+        out = _translate(out, shift if sel is None else shift * sel.unsqueeze(1), flip)  # zero shift: identity
+    elif flip is not None:
+        out = torch.where(flip.view(b, 1, 1, 1), out.flip(3), out)
+    if "cutout" in ops:
+        out = _cutout(out, per_image("cutout_center"), chosen("cutout"), ranges)
     kinds = [k for k in ("scale", "rotate") if k in ops]
     if kinds:
         out = _affine(out, per_image, kinds, chosen)
+    return out
+
+
+def _gather(draw: DSADraw, group: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every parameter of ``draw`` per image (row i = group ``group[i]``'s), exact copies gathered with two
+    ``index_select`` calls (one on the float parameters, one on the integer and boolean ones)."""
+    def pack(names):
+        cols = [getattr(draw, n) for n in names]
+        table = torch.cat([t.view(t.shape[0], -1) for t in cols], dim=1).index_select(0, group)
+        return dict(zip(names, table.split([t[0].numel() for t in cols], dim=1)))
+
+    out = pack(("brightness", "saturation", "contrast", "scale", "angle"))
+    out.update(pack(("op", "shift", "cutout_center", "flip")))  # flip becomes 0/1 int64 here
+    for name in ("brightness", "saturation", "contrast", "angle", "op"):
+        out[name] = out[name].squeeze(1)
+    out["flip"] = out["flip"].squeeze(1) != 0
     return out
 
 
@@ -219,12 +241,15 @@ def _affine(x: torch.Tensor, per_image, kinds: list[str], chosen) -> torch.Tenso
     return torch.where(affine.view(b, 1, 1, 1), warped, x)
 
 
-def _translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Shift each image by whole pixels (``shift`` (B, 2) rows/cols) with zero fill: out[r, c] = x[r+dy, c+dx]."""
+def _translate(x: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift each image by whole pixels (``shift`` (B, 2) rows/cols) with zero fill: out[r, c] = x[r+dy, c+dx];
+    images with ``flip`` (B,) bool (and a zero shift) are mirrored instead: out[r, c] = x[r, W-1-c]."""
     b, c, h, w = x.shape
     xp = F.pad(x, (1, 1, 1, 1))
     rows = (torch.arange(h, device=x.device)[None] + shift[:, :1] + 1).clamp(0, h + 1)  # (B, H)
     cols = (torch.arange(w, device=x.device)[None] + shift[:, 1:] + 1).clamp(0, w + 1)  # (B, W)
+    if flip is not None:  # padded column W - c is column W-1-c of x
+        cols = torch.where(flip[:, None], torch.arange(w, 0, -1, device=x.device), cols)
     xp = xp.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2))
     return xp.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 

@@ -105,7 +105,7 @@ def matching_loss(real_stats: list[torch.Tensor], syn_maps: list[torch.Tensor], 
     syn = class_means(_cat(_terms(syn_maps, syn_embedding, weights)), num_classes)
     if column_weights is None:
         column_weights = statistic_weights(real_stats, weights)
-    d = _cat(real_stats) - syn
+    d = syn - _cat(real_stats)  # syn first: its gradient passes the subtraction without a negation
     return (d * d * column_weights).sum()
 
 

@@ -73,6 +73,7 @@ class Matcher:
         self.invalid = (torch.arange(n_max)[None, :] >= run_counts[:, None]).to(device)  # (R, n_max)
         row_of = {k: r for r, k in enumerate(run_classes)}
         self.local_rows = torch.tensor([row_of[k] for k in local_classes], dtype=torch.long, device=device)
+        self.all_local = list(local_classes) == list(run_classes)
         L, ipc = len(local_classes), cfg.ipc
         self.factor = f = check_factor(cfg.factor, (h, w))
         self.num_local = L
@@ -142,7 +143,8 @@ class Matcher:
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
         u = torch.rand(self.invalid.shape, generator=g, device=self.device).masked_fill_(self.invalid, 2.0)
         pos = u.topk(self.n_real, dim=1, largest=False).indices  # (R, n_real) positions inside each class
-        rows = (pos + self.pool_offsets[:, None]).index_select(0, self.local_rows).flatten()
+        rows = pos + self.pool_offsets[:, None]
+        rows = (rows if self.all_local else rows.index_select(0, self.local_rows)).flatten()
         if self.pool_on_device:
             real = self.pool.index_select(0, rows)
         else:  # one host sync per iteration: the price of a pool larger than the device
