@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DeviceError
+from .errors import ConfigError, DeviceError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -38,3 +38,19 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"
+
+
+def resolve_compile(compile: bool | None, device: torch.device) -> bool:
+    """The one rule for ``compile=None`` (auto): ``torch.compile`` on CUDA devices, eager elsewhere.
+
+    ``True``/``False`` are returned as given: an explicit ``True`` always compiles (on the CPU too) and never
+    falls back to eager in silence (a compilation error propagates).
+
+    Raises:
+        ConfigError: ``compile`` is not None, True or False.
+    """
+    if compile is None:
+        return device.type == "cuda"
+    if not isinstance(compile, bool):
+        raise ConfigError(f"`compile` must be None (auto: on for CUDA devices), True or False, got {compile!r}")
+    return compile

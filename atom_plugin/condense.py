@@ -42,7 +42,7 @@ def condense(
     resume: bool = False,
     log_every: int | None = None,
     init_images: torch.Tensor | None = None,
-    compile: bool = False,
+    compile: bool | None = None,
     device_memory_budget_mb: float | None = None,
     mode: str = "fast",
     _local_classes: Sequence[int] | None = None,
@@ -62,8 +62,10 @@ def condense(
             CUDA, where some kernels accumulate in a nondeterministic order).
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
         init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
-        compile: run the network through ``torch.compile`` (faster for long runs; a one-time compilation of
-            tens of seconds; results equal eager ones up to float rounding).
+        compile: run the network and loss through ``torch.compile`` (faster for long runs; a one-time
+            compilation of tens of seconds; results equal eager ones up to float rounding). None (default): on
+            for CUDA devices, off elsewhere; True/False: always/never. A requested compilation that fails raises;
+            it never falls back to eager in silence. ``provenance["compiled"]`` records the choice made.
         device_memory_budget_mb: device memory the real pool may take, and (separately) the activations of one
             forward of real images. Default: on CUDA, half the free memory; elsewhere unlimited. A pool that
             does not fit stays in pinned host memory and each iteration's real batch is gathered there and
@@ -80,9 +82,9 @@ def condense(
         the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
 
     Raises:
-        ConfigError: bad settings, IPC larger than the smallest class, unknown class index; on CUDA, DSA's
-            scale/rotate under ``torch.use_deterministic_algorithms(True)`` without ``warn_only`` (torch cannot
-            run their backward deterministically: :func:`atom_plugin.dsa.check_deterministic`).
+        ConfigError: bad settings, IPC larger than the smallest class, unknown class index, a bad ``compile``; on
+            CUDA, DSA's scale/rotate under ``torch.use_deterministic_algorithms(True)`` without ``warn_only`` (torch
+            cannot run their backward deterministically: :func:`atom_plugin.dsa.check_deterministic`).
         DataError: a requested class with no images; NaN/Inf in the data.
         OutputPathError: checkpoint location not writable, or a checkpoint exists and ``resume`` is False.
         CondensedFileError: the checkpoint is corrupt or belongs to another run.
@@ -195,7 +197,7 @@ def condense(
     provenance = dict(
         dataset=data.name, source_fingerprint=run_meta["source_fingerprint"], seed=int(seed),
         iterations=cfg.iterations, classes=run_classes, n_real_per_class=matcher.n_real,
-        device=device_name(dev), mode=mode, compiled=bool(compile),
+        device=device_name(dev), mode=mode, compiled=matcher.compiled,
         real_pool="device" if matcher.pool_on_device else "host (streamed)", seconds=round(state.elapsed, 3), resumed_from=state.start_iteration or None,
         final_loss=state.loss, loss_history=state.history[-200:], versions=library_versions(),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -14,7 +14,8 @@ round(0.5*size); flip = horizontal mirror with probability 0.5; scale = x/y fact
 rotate = U(-15, 15) degrees. Scale and rotate resample with ``grid_sample`` (bilinear, zeros,
 align_corners=True). Everything is differentiable w.r.t. the images. No per-sample Python loop: each op is
 computed for the whole batch and selected per image with ``torch.where`` (an image whose group drew another
-op passes through unchanged, bit for bit).
+op passes through unchanged, bit for bit); when the caller knows the op on the host (evaluation), only that op
+is computed (``apply_params(..., only=op)``), with the same result bit for bit.
 
 Random numbers are drawn in a fixed order for all groups, whatever ops are drawn, so a run is reproducible
 from its generator state and independent of how classes are split across processes.
@@ -80,13 +81,16 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
 
 
 def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], generator: torch.Generator,
-                  *, shared_op: bool = False, ranges: DSARanges = DSARanges()) -> DSADraw:
+                  *, shared_op: bool = False, ranges: DSARanges = DSARanges(), op_index: int | None = None) -> DSADraw:
     """Draw one op and one parameter set per group, on the generator's device.
 
     Args:
         ops: from :func:`parse_strategy`. groups: G. image_hw: ``(H, W)`` of the images to augment.
         generator: a ``torch.Generator`` (its device decides where the parameters live).
         shared_op: one op for all groups (evaluation: "one op per batch, parameters per image").
+        op_index: the op all groups take, already drawn by the caller (with ``torch.randint(len(ops), (1,))``,
+            the draw this function would make first): no op is drawn here; the parameters are the ones the same
+            generator state would give after that draw.
     """
     dev = generator.device
     h, w = image_hw
@@ -95,9 +99,14 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     def rand(*shape):
         return torch.rand(*shape, generator=g, device=dev)
 
-    n_op = 1 if shared_op else groups
-    op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
-    brightness = (rand(groups) - 0.5) * ranges.brightness
+    if op_index is not None:
+        op = torch.full((groups,), int(op_index), dtype=torch.long, device=dev)
+    else:
+        n_op = 1 if shared_op else groups
+        op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
+    brightness = rand(groups) - 0.5
+    if ranges.brightness != 1.0:  # x * 1.0 is x: no kernel for it
+        brightness = brightness * ranges.brightness
     saturation = rand(groups) * ranges.saturation
     contrast = rand(groups) + ranges.contrast
     sh, sw = int(h * ranges.crop_pad + 0.5), int(w * ranges.crop_pad + 0.5)
@@ -112,86 +121,157 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     return DSADraw(ops, op, brightness, saturation, contrast, shift, cutout_center, flip, scale, angle)
 
 
-def _per_image(draw: DSADraw, group: torch.Tensor, name: str) -> torch.Tensor:
-    return getattr(draw, name).index_select(0, group)
-
-
-def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor,
-                 ranges: DSARanges = DSARanges()) -> torch.Tensor:
+def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
+                 ranges: DSARanges = DSARanges(), *, only: str | None = None) -> torch.Tensor:
     """Augment ``x`` ``(B, C, H, W)`` float with each image's group parameters; returns a new ``(B, C, H, W)``.
 
     Args:
-        group: ``(B,)`` int64, the group of each image (its class during condensation), on x's device.
+        group: ``(B,)`` int64, the group of each image (its class during condensation), on x's device; None:
+            one group per image (``draw`` has B groups).
+        only: the op every image drew, when the caller knows it on the host (evaluation's shared op): only that
+            op is computed, with the same result bit for bit (``draw.op`` is then not read). None: each image's
+            drawn op is selected with ``torch.where``.
+
+    Raises:
+        ConfigError: ``only`` not in ``draw.ops``.
     """
+    if only is not None and only not in draw.ops:
+        raise ConfigError(f"DSA op {only!r} is not in the strategy {'_'.join(draw.ops)!r}")
     b, c, h, w = x.shape
-    op = _per_image(draw, group, "op")
-    view = (b, 1, 1, 1)
+
+    params = draw.tensors() if group is None else _gather(draw, group)
+
+    def per_image(name: str) -> torch.Tensor:
+        return params[name]
+
+    # (B, n_ops) bool, column k: the images that drew op k (one comparison for all ops); None: all take `only`
+    hit = None if only is not None else (
+        per_image("op")[:, None] == torch.arange(len(draw.ops), device=x.device))
+
+    def chosen(name: str) -> torch.Tensor | None:  # (B,) bool: the images that drew op `name`; None = all
+        return None if hit is None else hit[:, draw.ops.index(name)]
+
+    ops = draw.ops if only is None else (only,)
     out = x
-    if "color" in draw.ops:
-        y = out + _per_image(draw, group, "brightness").view(view)
-        m = y.mean(dim=1, keepdim=True)
-        y = (y - m) * _per_image(draw, group, "saturation").view(view) + m
-        m = y.mean(dim=(1, 2, 3), keepdim=True)
-        y = (y - m) * _per_image(draw, group, "contrast").view(view) + m
-        out = torch.where((op == draw.ops.index("color")).view(view), y, out)
-    if "crop" in draw.ops:
-        is_crop = (op == draw.ops.index("crop")).unsqueeze(1)
-        shift = torch.where(is_crop, _per_image(draw, group, "shift"), torch.zeros_like(draw.shift[:1]))
-        out = _translate(out, shift)  # zero shift is an exact identity
-    if "cutout" in draw.ops:
-        ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
-        centre = _per_image(draw, group, "cutout_center")
-        top, left = centre[:, 0] - ch // 2, centre[:, 1] - cw // 2
-        rows = torch.arange(h, device=x.device)
-        cols = torch.arange(w, device=x.device)
-        in_r = (rows[None] >= top[:, None]) & (rows[None] < (top + ch)[:, None])
-        in_c = (cols[None] >= left[:, None]) & (cols[None] < (left + cw)[:, None])
-        hole = (in_r[:, :, None] & in_c[:, None, :]) & (op == draw.ops.index("cutout")).view(b, 1, 1)
-        out = out * (~hole).unsqueeze(1).to(out.dtype)
-    if "flip" in draw.ops:
-        do = (op == draw.ops.index("flip")) & _per_image(draw, group, "flip")
-        out = torch.where(do.view(view), out.flip(3), out)
-    if "scale" in draw.ops or "rotate" in draw.ops:
-        theta = torch.zeros(b, 2, 3, device=x.device, dtype=out.dtype)
-        theta[:, 0, 0] = 1
-        theta[:, 1, 1] = 1
-        affine = torch.zeros(b, dtype=torch.bool, device=x.device)
-        if "scale" in draw.ops:
-            is_s = op == draw.ops.index("scale")
-            s = _per_image(draw, group, "scale").to(out.dtype)
-            theta[:, 0, 0] = torch.where(is_s, s[:, 0], theta[:, 0, 0])
-            theta[:, 1, 1] = torch.where(is_s, s[:, 1], theta[:, 1, 1])
-            affine |= is_s
-        if "rotate" in draw.ops:
-            is_r = op == draw.ops.index("rotate")
-            a = _per_image(draw, group, "angle").to(out.dtype)
-            cos, sin = torch.cos(a), torch.sin(a)
-            theta[:, 0, 0] = torch.where(is_r, cos, theta[:, 0, 0])
-            theta[:, 0, 1] = torch.where(is_r, -sin, theta[:, 0, 1])
-            theta[:, 1, 0] = torch.where(is_r, sin, theta[:, 1, 0])
-            theta[:, 1, 1] = torch.where(is_r, cos, theta[:, 1, 1])
-            affine |= is_r
-        grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
-        warped = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        out = torch.where(affine.view(view), warped, out)
+    if "color" in ops:
+        out = _color(out, per_image, chosen("color"))
+    flip = None
+    if "flip" in ops:
+        do, sel = per_image("flip"), chosen("flip")
+        flip = do if sel is None else sel & do
+    if "crop" in ops:  # with flip in the same gathers (an image takes at most one of them; both copy exactly)
+        shift, sel = per_image("shift"), chosen("crop")
+        out = _translate(out, shift if sel is None else shift * sel.unsqueeze(1), flip)  # zero shift: identity
+    elif flip is not None:
+        out = torch.where(flip.view(b, 1, 1, 1), out.flip(3), out)
+    if "cutout" in ops:
+        out = _cutout(out, per_image("cutout_center"), chosen("cutout"), ranges)
+    kinds = [k for k in ("scale", "rotate") if k in ops]
+    if kinds:
+        out = _affine(out, per_image, kinds, chosen)
     return out
 
 
-def _translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Shift each image by whole pixels (``shift`` (B, 2) rows/cols) with zero fill: out[r, c] = x[r+dy, c+dx]."""
+def _gather(draw: DSADraw, group: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every parameter of ``draw`` per image (row i = group ``group[i]``'s), exact copies gathered with two
+    ``index_select`` calls (one on the float parameters, one on the integer and boolean ones)."""
+    def pack(names):
+        cols = [getattr(draw, n) for n in names]
+        table = torch.cat([t.view(t.shape[0], -1) for t in cols], dim=1).index_select(0, group)
+        return dict(zip(names, table.split([t[0].numel() for t in cols], dim=1)))
+
+    out = pack(("brightness", "saturation", "contrast", "scale", "angle"))
+    out.update(pack(("op", "shift", "cutout_center", "flip")))  # flip becomes 0/1 int64 here
+    for name in ("brightness", "saturation", "contrast", "angle", "op"):
+        out[name] = out[name].squeeze(1)
+    out["flip"] = out["flip"].squeeze(1) != 0
+    return out
+
+
+def _color(x: torch.Tensor, per_image, sel: torch.Tensor | None) -> torch.Tensor:
+    """Brightness, saturation, contrast (in that order) on the images of ``sel`` (all when None)."""
+    view = (x.shape[0], 1, 1, 1)
+    y = x + per_image("brightness").view(view)
+    m = y.mean(dim=1, keepdim=True)
+    y = (y - m) * per_image("saturation").view(view) + m
+    m = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - m) * per_image("contrast").view(view) + m
+    return y if sel is None else torch.where(sel.view(view), y, x)
+
+
+def _cutout(x: torch.Tensor, centre: torch.Tensor, sel: torch.Tensor | None, ranges: DSARanges) -> torch.Tensor:
+    """Zero a square of side round(cutout * size) around ``centre`` ``(B, 2)`` on the images of ``sel``."""
+    b, _, h, w = x.shape
+    ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
+    top, left = centre[:, 0] - ch // 2, centre[:, 1] - cw // 2
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    in_r = (rows[None] >= top[:, None]) & (rows[None] < (top + ch)[:, None])
+    in_c = (cols[None] >= left[:, None]) & (cols[None] < (left + cw)[:, None])
+    hole = in_r[:, :, None] & in_c[:, None, :]
+    if sel is not None:
+        hole = hole & sel.view(b, 1, 1)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+def _affine(x: torch.Tensor, per_image, kinds: list[str], chosen) -> torch.Tensor:
+    """Scale and/or rotate (``kinds``) the images that drew them: bilinear ``grid_sample``, zeros,
+    align_corners=True. ``chosen(kind)``: (B,) bool mask of the images that drew it, or None when every image
+    takes the one kind given. The 2x2 part of each image's ``theta`` is diag(sx, sy), the rotation
+    [[cos, -sin], [sin, cos]] or (neither drawn) the identity; the translation column is 0."""
+    b, c, h, w = x.shape
+    mats = {}
+    if "scale" in kinds:
+        mats["scale"] = torch.diag_embed(per_image("scale").to(x.dtype))
+    if "rotate" in kinds:
+        a = per_image("angle").to(x.dtype)
+        cos, sin = torch.cos(a), torch.sin(a)
+        mats["rotate"] = torch.stack([cos, -sin, sin, cos], dim=1).view(b, 2, 2)
+    masks = {k: chosen(k) for k in kinds}
+    if any(m is None for m in masks.values()):  # one kind for all images
+        theta = F.pad(mats[kinds[0]], (0, 1))
+        grid = F.affine_grid(theta, [b, c, h, w], align_corners=True)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    m = torch.eye(2, dtype=x.dtype, device=x.device).expand(b, 2, 2)
+    for k in kinds:
+        m = torch.where(masks[k].view(b, 1, 1), mats[k], m)
+    affine = masks[kinds[0]] if len(kinds) == 1 else masks[kinds[0]] | masks[kinds[1]]
+    grid = F.affine_grid(F.pad(m, (0, 1)), [b, c, h, w], align_corners=True)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return torch.where(affine.view(b, 1, 1, 1), warped, x)
+
+
+def _translate(x: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift each image by whole pixels (``shift`` (B, 2) rows/cols) with zero fill: out[r, c] = x[r+dy, c+dx];
+    images with ``flip`` (B,) bool (and a zero shift) are mirrored instead: out[r, c] = x[r, W-1-c]."""
     b, c, h, w = x.shape
     xp = F.pad(x, (1, 1, 1, 1))
     rows = (torch.arange(h, device=x.device)[None] + shift[:, :1] + 1).clamp(0, h + 1)  # (B, H)
     cols = (torch.arange(w, device=x.device)[None] + shift[:, 1:] + 1).clamp(0, w + 1)  # (B, W)
+    if flip is not None:  # padded column W - c is column W-1-c of x
+        cols = torch.where(flip[:, None], torch.arange(w, 0, -1, device=x.device), cols)
     xp = xp.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2))
     return xp.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
-def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
-    """Evaluation-time DSA: one op for the batch, parameters drawn per image. ``(B, C, H, W)`` -> same shape."""
+def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: torch.Generator, *,
+                  op_generator: torch.Generator | None = None) -> torch.Tensor:
+    """Evaluation-time DSA: one op for the batch, parameters drawn per image. ``(B, C, H, W)`` -> same shape.
+
+    The op is drawn from ``op_generator`` (default ``generator``) before the parameters. When that generator
+    is a CPU one, the op is known on the host without a device read and only that op is computed (the images
+    are the ones computing all ops and selecting would give, bit for bit); a device generator keeps the op on
+    the device and computes every op of the strategy.
+    """
     ops = parse_strategy(strategy) if isinstance(strategy, str) else strategy
-    draw = sample_params(ops, x.shape[0], (x.shape[2], x.shape[3]), generator, shared_op=True)
-    return apply_params(x, draw, torch.arange(x.shape[0], device=x.device))
+    hw = (x.shape[2], x.shape[3])
+    og = op_generator if op_generator is not None else generator
+    if og.device.type != "cpu":
+        draw = sample_params(ops, x.shape[0], hw, generator, shared_op=True)
+        return apply_params(x, draw, None)
+    k = int(torch.randint(len(ops), (1,), generator=og))
+    draw = sample_params(ops, x.shape[0], hw, generator, op_index=k)
+    return apply_params(x, draw, None, only=ops[k])
 
 
 RESAMPLING_OPS = ("scale", "rotate")  # the ops that go through grid_sample

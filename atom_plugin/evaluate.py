@@ -2,7 +2,8 @@
 
 Protocol (DC/DSA/DM family: Zhao et al. ICLR 2021, Zhao & Bilen ICML 2021 and WACV 2023): SGD lr 0.01,
 momentum 0.9, weight decay 5e-4, batch 256, E epochs (default 1000), lr x0.1 at E/2, DSA on every batch
-(one op per batch, parameters per image); then ONE test pass. Mean and (population) standard deviation over
+(one op per batch, parameters per image; the op is drawn on the host, so only that op is computed); then ONE
+test pass. Mean and (population) standard deviation over
 N networks (default 5), in %. The final network is tested; no checkpoint is ever picked by test accuracy.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _rng
-from ._device import device_name, resolve_device
+from ._device import device_name, resolve_compile, resolve_device
 from .data._base import ImageTensorDataset, as_image_dataset
 from .dsa import augment_batch, parse_strategy
 from .errors import ConfigError, DataError
@@ -56,7 +57,8 @@ class EvalResult:
         """A flat result record (see benchmarks/README.md): accuracy_mean/std in %, model, epochs, device, ..."""
         rec = dict(model=self.model, accuracy_mean=round(self.mean, 3), accuracy_std=round(self.std, 3),
                    accuracies=[round(a, 3) for a in self.accuracies], num_models=self.num_models,
-                   eval_epochs=self.epochs, eval_seconds=round(self.seconds, 2), device=self.device)
+                   eval_epochs=self.epochs, eval_seconds=round(self.seconds, 2), device=self.device,
+                   eval_compiled=self.settings.get("compiled"))
         rec.update(extra)
         return rec
 
@@ -92,15 +94,23 @@ def train_model(
     dsa_strategy: str | None = None,
     generator: torch.Generator | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
-    compile: bool = False,
+    compile: bool | None = None,
 ) -> nn.Module:
     """Train ``net`` (already on its device) on ``train`` with the protocol above; returns it in eval mode.
 
     Args:
         train: images ``(N, C, H, W)`` float32 (moved to the net's device once), labels ``(N,)`` int64.
-        generator: a CPU ``torch.Generator`` for shuffling and DSA (default: unseeded).
+        generator: a CPU ``torch.Generator`` (default: unseeded). On the CPU it draws everything (each epoch's
+            permutation, each batch's DSA op and parameters). On a GPU it draws each batch's DSA op (so only that
+            op is computed, with no device read) and seeds a device generator for the permutations and the DSA
+            parameters (nothing waits for the host).
         on_epoch_end: called as ``fn(epoch (0-based), net)`` after each epoch (e.g. to report to NNI).
         compile: train through ``torch.compile(net)`` (one-time compilation; faster for long trainings).
+            None (default): on for CUDA devices, off elsewhere; True/False: always/never (a compilation error
+            is raised, never replaced by eager training).
+
+    Raises:
+        ConfigError: ``compile`` not None/True/False.
     """
     device = next(net.parameters()).device
     x_all, y_all = train.images.to(device), train.labels.to(device)
@@ -109,18 +119,18 @@ def train_model(
     g = generator or torch.Generator()
     g_dev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    forward = torch.compile(net) if compile else net
+    forward = torch.compile(net, fullgraph=True) if resolve_compile(compile, device) else net  # no silent eager parts
     for epoch in range(epochs):
         net.train()  # every epoch: an on_epoch_end callback may have switched to eval mode to validate
         if epoch == epochs // 2 and epochs > 1:
             for group in opt.param_groups:
                 group["lr"] = lr * 0.1
-        perm = torch.randperm(n, generator=g).to(device)
+        perm = torch.randperm(n, generator=g_dev, device=device)  # on the device: no host-to-device copy
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
             x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)
             if ops:
-                x = augment_batch(x, ops, g_dev)
+                x = augment_batch(x, ops, g_dev, op_generator=g)  # the op on the host: only it is computed
             loss = F.cross_entropy(forward(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,7 +183,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     restrict_to_train_classes: bool = True,
-    compile: bool = False,
+    compile: bool | None = None,
 ) -> EvalResult:
     """Train ``num_models`` fresh ``model`` networks on ``train_set`` only and test each once on ``test_set``.
 
@@ -183,13 +193,15 @@ def evaluate(
         model, model_kwargs: a registry name (``convnet``, ``alexnet``, ``vgg11``, ``resnet18``, ...) and options.
         num_models: N networks, each with its own seed (seed, model index).
         restrict_to_train_classes: test only on the classes present in ``train_set`` (continual-learning use).
-        compile: train through ``torch.compile`` (see :func:`train_model`).
+        compile: train through ``torch.compile``: None (default) = on for CUDA devices, off elsewhere; True/False
+            = always/never (see :func:`train_model`). ``settings["compiled"]`` records the choice made.
 
     Returns:
         :class:`EvalResult` with per-model accuracies in %, mean/std, seconds.
 
     Raises:
-        ConfigError: unknown model or num_models/epochs < 1; DataError: incompatible train/test sets.
+        ConfigError: unknown model, num_models/epochs < 1 or a bad ``compile``; DataError: incompatible
+            train/test sets.
     """
     train = as_image_dataset(train_set)
     test = match_test_space(train, as_image_dataset(test_set))
@@ -202,6 +214,7 @@ def evaluate(
         if len(present) < train.num_classes:
             test = test.subset_classes(present)
     dev = resolve_device(device)
+    compiled = resolve_compile(compile, dev)
     c, h, w = train.image_shape
     accs, t0 = [], time.perf_counter()
     models = range(num_models)
@@ -215,10 +228,10 @@ def evaluate(
         reinit_(net, _rng.generator(seed, i, _TRAIN_STREAM, dev))
         g = _rng.generator(seed, i, _TRAIN_STREAM + 1, "cpu")
         train_model(net, train, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                    weight_decay=weight_decay, dsa=dsa, dsa_strategy=dsa_strategy, generator=g, compile=compile)
+                    weight_decay=weight_decay, dsa=dsa, dsa_strategy=dsa_strategy, generator=g, compile=compiled)
         accs.append(accuracy_on(net, test))
     settings = dict(batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay, dsa=dsa,
                     dsa_strategy=(dsa_strategy or train.dsa_strategy) if dsa else None, seed=seed,
-                    model_kwargs=model_kwargs or {}, train_size=len(train), test_size=len(test))
+                    model_kwargs=model_kwargs or {}, train_size=len(train), test_size=len(test), compiled=compiled)
     return EvalResult(accs, model, epochs, num_models, time.perf_counter() - t0, device_name(dev), settings)
 

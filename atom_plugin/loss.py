@@ -43,47 +43,70 @@ def class_means(x: torch.Tensor, num_classes: int) -> torch.Tensor:
     return x.reshape(num_classes, x.shape[0] // num_classes, -1).mean(dim=1)
 
 
-def _terms(maps: list[torch.Tensor], embedding: torch.Tensor, num_classes: int, w: LossWeights):
-    """The per-class mean statistics that enter the loss, as a list of ``(weight, (K, D) tensor)``."""
+def _term_weights(num_maps: int, w: LossWeights) -> list[float]:
+    """The weight of each statistic, in the order of :func:`_terms` and of :func:`real_statistics`' list."""
+    per_map = [x for x in (w.w_spatial, w.w_channel) if x > 0]
+    return per_map * num_maps + ([w.w_embed] if w.w_embed > 0 else [])
+
+
+def _terms(maps: list[torch.Tensor], embedding: torch.Tensor, w: LossWeights) -> list[torch.Tensor]:
+    """The per-sample statistics that enter the loss, ``(B, D_j)`` each, weighted by :func:`_term_weights`."""
     stats = []
     for f in maps:
         a_s, a_c = attention_maps(f, w.power, spatial=w.w_spatial > 0, channel=w.w_channel > 0)
-        if a_s is not None:
-            stats.append((w.w_spatial, class_means(a_s, num_classes)))
-        if a_c is not None:
-            stats.append((w.w_channel, class_means(a_c, num_classes)))
+        stats += [a for a in (a_s, a_c) if a is not None]
     if w.w_embed > 0:
-        stats.append((w.w_embed, class_means(embedding, num_classes)))
+        stats.append(embedding.flatten(1))
     return stats
+
+
+def _cat(xs: list[torch.Tensor]) -> torch.Tensor:
+    return xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)
 
 
 @torch.no_grad()
 def real_statistics(maps: list[torch.Tensor], embedding: torch.Tensor, num_classes: int,
                     weights: LossWeights) -> list[torch.Tensor]:
-    """Class means of the real batch's attention maps and embedding: a list of ``(K, D)`` float tensors.
+    """Class means of the real batch's attention maps and embedding: a list of ``(K, D_j)`` float tensors.
 
     Args:
         maps: matched feature maps of the real batch, each ``(K*n_real, C, H, W)``, class-major.
         embedding: ``(K*n_real, D)``.
     """
-    return [s for _, s in _terms(maps, embedding, num_classes, weights)]
+    stats = _terms(maps, embedding, weights)
+    means = class_means(_cat(stats), num_classes)  # one reduction for all terms
+    return list(means.split([s.shape[1] for s in stats], dim=1))
+
+
+def statistic_weights(real_stats: list[torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """``(sum_j D_j,)`` float: the loss weight of every column of :func:`real_statistics`' output, concatenated
+    (on its device). Pass it as ``matching_loss(..., column_weights=...)`` to build it once per run."""
+    per_map = int(weights.w_spatial > 0) + int(weights.w_channel > 0)
+    num_maps = (len(real_stats) - int(weights.w_embed > 0)) // per_map if per_map else 0
+    term_w = _term_weights(num_maps, weights)
+    return torch.cat([s.new_full((s.shape[1],), w) for w, s in zip(term_w, real_stats, strict=True)])
 
 
 def matching_loss(real_stats: list[torch.Tensor], syn_maps: list[torch.Tensor], syn_embedding: torch.Tensor,
-                  num_classes: int, weights: LossWeights) -> torch.Tensor:
+                  num_classes: int, weights: LossWeights, *, column_weights: torch.Tensor | None = None
+                  ) -> torch.Tensor:
     """The ATOM-style loss L above (a 0-d float tensor, differentiable w.r.t. the synthetic side).
+
+    All terms are reduced together: one class-mean over the concatenated statistics, one weighted sum of
+    squares (equal to the term-by-term sum up to float summation order).
 
     Args:
         real_stats: output of :func:`real_statistics` for the same layers and weights.
         syn_maps: the synthetic batch's matched maps, each ``(K*ipc, C, H, W)``, class-major.
         syn_embedding: ``(K*ipc, D)``.
         num_classes: K, the number of classes in both batches.
+        column_weights: :func:`statistic_weights` of ``real_stats`` (built here when None).
     """
-    syn = _terms(syn_maps, syn_embedding, num_classes, weights)
-    loss = syn_embedding.new_zeros(())
-    for (w, s), r in zip(syn, real_stats):
-        loss = loss + w * (r - s).pow(2).sum()
-    return loss
+    syn = class_means(_cat(_terms(syn_maps, syn_embedding, weights)), num_classes)
+    if column_weights is None:
+        column_weights = statistic_weights(real_stats, weights)
+    d = syn - _cat(real_stats)  # syn first: its gradient passes the subtraction without a negation
+    return (d * d * column_weights).sum()
 
 
 def atom_loss(real_maps: list[torch.Tensor], real_embedding: torch.Tensor, syn_maps: list[torch.Tensor],

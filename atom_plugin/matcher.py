@@ -5,7 +5,7 @@ One iteration (DM, Zhao & Bilen, WACV 2023, Alg. 1; DataDAM, Sajedi et al., ICCV
      pool's (:mod:`atom_plugin._netpool`);
   2. draw a class-balanced real batch (``batch_real`` per class, without replacement);
   3. decode the stored synthetic images (:mod:`atom_plugin.multiformation`), draw one DSA op + parameter set per
-     class and apply it to the real AND decoded synthetic images of that class;
+     class and apply it to the real AND decoded synthetic images of that class (one call on both batches);
   4. forward the real batch under ``no_grad`` and reduce it to per-class statistics; forward the synthetic
      batch with a graph; the ATOM-style loss (:mod:`atom_plugin.loss`) compares them;
   5. one SGD step (lr 1, momentum 0.5) on the stored synthetic pixels (then the pool trains its network).
@@ -22,13 +22,14 @@ from typing import Sequence
 import torch
 
 from . import _rng
-from ._device import resolve_device
+from ._device import resolve_compile, resolve_device
 from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
 from .dsa import apply_params, parse_strategy, sample_params
 from .errors import ConfigError
-from .loss import LossWeights, matching_loss, real_statistics
-from .models import build_model, reinit_
+from .loss import LossWeights, matching_loss, real_statistics, statistic_weights
+from .models import build_model
+from .models._init import matching_redraw, redraw_
 from .multiformation import check_factor, decode, encode
 
 MODES = ("fast", "reference")
@@ -46,9 +47,10 @@ class Matcher:
     """
 
     def __init__(self, data: ImageTensorDataset, cfg: ATOMConfig, run_classes: list[int], local_classes: list[int],
-                 device: torch.device, seed: int, init_images: torch.Tensor | None, compile: bool = False,
+                 device: torch.device, seed: int, init_images: torch.Tensor | None, compile: bool | None = None,
                  device_memory_budget_mb: float | None = None):
         self.cfg, self.device, self.seed = cfg, device, seed
+        self.compiled = resolve_compile(compile, device)
         self.num_classes_total = data.num_classes
         self.weights = LossWeights.from_config(cfg)
         self.layers = tuple(cfg.layers) if (cfg.w_spatial > 0 or cfg.w_channel > 0) else ()
@@ -73,11 +75,13 @@ class Matcher:
         self.invalid = (torch.arange(n_max)[None, :] >= run_counts[:, None]).to(device)  # (R, n_max)
         row_of = {k: r for r, k in enumerate(run_classes)}
         self.local_rows = torch.tensor([row_of[k] for k in local_classes], dtype=torch.long, device=device)
+        self.all_local = list(local_classes) == list(run_classes)
         L, ipc = len(local_classes), cfg.ipc
         self.factor = f = check_factor(cfg.factor, (h, w))
         self.num_local = L
         self.group_real = self.local_rows.repeat_interleave(self.n_real)
         self.group_syn = self.local_rows.repeat_interleave(ipc * f * f)  # decoded samples, class-major
+        self.group_both = torch.cat([self.group_real, self.group_syn])  # one DSA call on [real; synthetic]
         self.labels = torch.tensor(local_classes, dtype=torch.long).repeat_interleave(ipc)  # stored images
         # Initial synthetic images (stored form: with f > 1 each tile holds a different downsampled real image).
         if init_images is not None:
@@ -105,37 +109,28 @@ class Matcher:
         self.net.train()  # as the official loops (matters only for BatchNorm)
         self.real_chunk = real_chunk_classes(self.net, self.layers, by_class[:1], self.n_real, L, device,
                                              device_memory_budget_mb)
+        # The per-iteration re-draw skips what matching never reads (norm affine 1/0, a trailing classifier);
+        # every other weight gets the numbers reinit_ would give it (the reference matcher's).
+        self.redraw = matching_redraw(self.net)
         # torch.compile fuses norm/activation/pool with the attention maps (|f|^p and its sums never hit memory
         # as separate passes); parameters are re-drawn (or loaded from the pool) in place, so one graph serves all.
-        self.real_stats = torch.compile(self._real_stats) if compile else self._real_stats
-        self.syn_loss = torch.compile(self._syn_loss) if compile else self._syn_loss
+        # The compiled callables are small modules holding the network, not the matcher: no reference cycle, so
+        # a finished run's device tensors are freed at once.
+        syn_labels = torch.tensor(local_classes, dtype=torch.long, device=device).repeat_interleave(ipc * f * f)
+        self.real_stats = _RealStats(self.net, self.layers, L, self.weights, self.real_chunk * self.n_real)
+        self.syn_loss = _SynLoss(self.net, self.layers, L, self.weights, syn_labels)
+        if self.compiled:
+            self.real_stats = torch.compile(self.real_stats, fullgraph=True)  # a graph break raises
+            self.syn_loss = torch.compile(self.syn_loss, fullgraph=True)
         self.g_net = torch.Generator(device=device)
         self.g_data = torch.Generator(device=device)
+        self.column_weights: torch.Tensor | None = None
         self.pool_nets = None
         if cfg.networks == "pool":
             from ._netpool import NetworkPool
 
-            self.syn_labels = torch.tensor(local_classes, dtype=torch.long,
-                                           device=device).repeat_interleave(ipc * f * f)
             self.pool_nets = NetworkPool(self.net, cfg, seed, device, self.pool, data.labels[order].to(self.pool.device),
                                          starts[run], run_counts)
-
-    def _real_stats(self, real: torch.Tensor) -> list[torch.Tensor]:
-        """Per-class statistics of the class-major real batch, forwarded ``self.real_chunk`` classes at a time
-        (:func:`real_chunk_classes`; per-sample norms make the chunks' statistics those of one forward)."""
-        parts = []
-        for rows in real.split(self.real_chunk * self.n_real):
-            maps, emb = self.net.forward_intermediates(rows, self.layers)
-            parts.append(real_statistics(maps, emb, rows.shape[0] // self.n_real, self.weights))
-        return parts[0] if len(parts) == 1 else [torch.cat(s) for s in zip(*parts)]
-
-    def _syn_loss(self, syn: torch.Tensor, stats: list[torch.Tensor], ce_scale: torch.Tensor | None = None) -> torch.Tensor:
-        maps, emb = self.net.forward_intermediates(syn, self.layers)
-        loss = matching_loss(stats, maps, emb, self.num_local, self.weights)
-        if ce_scale is not None:  # IDM's class-aware regularisation, summed over classes (mean within a class)
-            ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")
-            loss = loss + ce_scale * ce / (syn.shape[0] // self.num_local)
-        return loss
 
     def decoded(self) -> torch.Tensor:
         """The synthetic training samples ``(L * ipc * factor², C, H, W)`` (differentiable w.r.t. ``self.syn``)."""
@@ -145,26 +140,30 @@ class Matcher:
         """Run iteration ``t`` (0-based); returns the loss as a 0-d tensor on the device (no host sync)."""
         ce_scale = None
         if self.pool_nets is None:
-            reinit_(self.net, _rng.reseed(self.g_net, self.seed, t, _rng.NETWORK))
+            redraw_(self.redraw, _rng.reseed(self.g_net, self.seed, t, _rng.NETWORK))
         else:
             acc = self.pool_nets.load_into(self.net, t)
             ce_scale = acc * self.cfg.ce_weight if self.cfg.ce_weight > 0 else None
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
         u = torch.rand(self.invalid.shape, generator=g, device=self.device).masked_fill_(self.invalid, 2.0)
         pos = u.topk(self.n_real, dim=1, largest=False).indices  # (R, n_real) positions inside each class
-        rows = (pos + self.pool_offsets[:, None]).index_select(0, self.local_rows).flatten()
+        rows = pos + self.pool_offsets[:, None]
+        rows = (rows if self.all_local else rows.index_select(0, self.local_rows)).flatten()
         if self.pool_on_device:
             real = self.pool.index_select(0, rows)
         else:  # one host sync per iteration: the price of a pool larger than the device
             real = self.pool.index_select(0, rows.cpu()).to(self.device, non_blocking=True)
         syn = self.decoded()
-        if self.ops:
+        if self.ops:  # one call on [real; synthetic]: the same op and parameters per class on both sides
             draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g)
-            real = apply_params(real, draw, self.group_real)
-            syn = apply_params(syn, draw, self.group_syn)
+            both = apply_params(torch.cat([real, syn]), draw, self.group_both)
+            real, syn = both[:real.shape[0]], both[real.shape[0]:]
         with torch.no_grad():
             stats = self.real_stats(real)
-        loss = self.syn_loss(syn, stats) if ce_scale is None else self.syn_loss(syn, stats, ce_scale)
+        if self.column_weights is None:  # the loss weight of each statistic's column, built once
+            self.column_weights = statistic_weights(stats, self.weights)
+        args = (syn, stats, self.column_weights) + ((ce_scale,) if ce_scale is not None else ())
+        loss = self.syn_loss(*args)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -208,16 +207,59 @@ def matcher_class(mode: str = "fast") -> type:
 
 
 def build_matcher(train_set, config: ATOMConfig, *, mode: str = "fast", device: str | torch.device = "auto",
-                  seed: int = 0, classes: Sequence[int] | None = None, compile: bool = False) -> Matcher:
+                  seed: int = 0, classes: Sequence[int] | None = None, compile: bool | None = None) -> Matcher:
     """A matcher over ``train_set`` (every class, or ``classes``) whose ``step(t)`` runs iteration t of a run
     with ``config`` (resolved here) and ``seed``: for timing or inspecting single iterations. ``step`` returns the
     loss as a 0-d float tensor on the device without a host sync; the images are ``matcher.syn``
-    ``(K * ipc, C, H, W)`` (stored form). Raises ConfigError on bad settings or mode (no run checks such as IPC vs
-    class size: use :func:`atom_plugin.condense` for runs)."""
+    ``(K * ipc, C, H, W)`` (stored form). ``compile``: None (default) = ``torch.compile`` on CUDA devices only,
+    True/False = always/never (``matcher.compiled`` holds the resolved choice). Raises ConfigError on bad
+    settings or mode (no run checks such as IPC vs class size: use :func:`atom_plugin.condense` for runs)."""
     data = as_image_dataset(train_set)
     cfg = config.resolved(dsa_strategy_default=data.dsa_strategy)
     run = sorted(set(int(k) for k in classes)) if classes is not None else data.present_classes()
     return matcher_class(mode)(data, cfg, run, run, resolve_device(device), seed, None, compile=compile)
+
+
+class _RealStats(torch.nn.Module):
+    """The class-major real batch's per-class statistics (:func:`atom_plugin.loss.real_statistics`) through
+    ``net``, forwarded ``chunk_rows`` images (whole classes, :func:`real_chunk_classes`) at a time when given:
+    per-sample norms make the chunks' statistics those of one forward."""
+
+    def __init__(self, net: torch.nn.Module, layers: tuple[int, ...], num_classes: int, weights: LossWeights,
+                 chunk_rows: int | None = None):
+        super().__init__()
+        self.net, self.layers, self.num_classes, self.weights = net, layers, num_classes, weights
+        self.chunk_rows = chunk_rows
+
+    def forward(self, real: torch.Tensor) -> list[torch.Tensor]:
+        if self.chunk_rows is None or self.chunk_rows >= real.shape[0]:
+            maps, emb = self.net.forward_intermediates(real, self.layers)
+            return real_statistics(maps, emb, self.num_classes, self.weights)
+        per_class = real.shape[0] // self.num_classes
+        parts = []
+        for rows in real.split(self.chunk_rows):
+            maps, emb = self.net.forward_intermediates(rows, self.layers)
+            parts.append(real_statistics(maps, emb, rows.shape[0] // per_class, self.weights))
+        return [torch.cat(s) for s in zip(*parts)]
+
+
+class _SynLoss(_RealStats):
+    """The matching loss of the synthetic batch against the real statistics, plus IDM's class-aware term (on
+    ``syn_labels``, (K * ipc * f²,) int64) when ``ce_scale`` is given."""
+
+    def __init__(self, net: torch.nn.Module, layers: tuple[int, ...], num_classes: int, weights: LossWeights,
+                 syn_labels: torch.Tensor):
+        super().__init__(net, layers, num_classes, weights)
+        self.syn_labels = syn_labels
+
+    def forward(self, syn: torch.Tensor, stats: list[torch.Tensor], column_weights: torch.Tensor,
+                ce_scale: torch.Tensor | None = None) -> torch.Tensor:
+        maps, emb = self.net.forward_intermediates(syn, self.layers)
+        loss = matching_loss(stats, maps, emb, self.num_classes, self.weights, column_weights=column_weights)
+        if ce_scale is not None:  # IDM's class-aware regularisation, summed over classes (mean within a class)
+            ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")
+            loss = loss + ce_scale * ce / (syn.shape[0] // self.num_classes)
+        return loss
 
 
 def _pool_fits(pool: torch.Tensor, device: torch.device, budget_mb: float | None) -> bool:

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, metavar="DIR", help="run directory")
     c.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="iterations between checkpoints")
     c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
-    c.add_argument("--compile", action="store_true", help="condense through torch.compile (faster long runs)")
+    c.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="condense through torch.compile (default: on for CUDA devices, off on the CPU)")
     _add_eval_args(c)
     c.set_defaults(func=cmd_condense)
 
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=int, default=1000, metavar="E", help="training epochs per network (default 1000)")
     e.add_argument("--batch-size", type=int, default=256, metavar="N", help="training batch (default 256)")
     _add_run_args(e)
-    e.add_argument("--compile", action="store_true", help="train through torch.compile")
+    e.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train through torch.compile (default: on for CUDA devices, off on the CPU)")
     e.add_argument("--out", metavar="FILE", help="result file to append to")
     e.set_defaults(func=cmd_evaluate)
 
@@ -238,7 +240,8 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-epochs", type=int, default=1000, metavar="E", help="epochs per network (default 1000)")
     g.add_argument("--eval-models", type=int, default=5, metavar="N", help="networks trained (default 5)")
     g.add_argument("--eval-model", default="convnet", metavar="MODEL", help="network (default convnet)")
-    g.add_argument("--eval-compile", action="store_true", help="train the networks through torch.compile")
+    g.add_argument("--eval-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the networks through torch.compile (default: on for CUDA devices, off on the CPU)")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
