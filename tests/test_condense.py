@@ -150,10 +150,12 @@ def test_real_batch_in_class_chunks_gives_the_same_statistics_and_images(digits)
     assert m.real_chunk == 1 and Matcher(digits, rcfg, run, run, torch.device("cpu"), 0, None).real_chunk == 10
     reinit_(m.net, torch.Generator().manual_seed(0))
     real = m.pool[: 10 * m.n_real]
-    whole = m._real_stats(real)
+    assert m.real_stats.chunk_rows == m.n_real  # one class per forward
+    m.real_stats.chunk_rows = None
+    whole = m.real_stats(real)
     for chunk in (1, 3, 7):  # uneven splits too: 3 + 3 + 3 + 1 classes
-        m.real_chunk = chunk
-        parts = m._real_stats(real)
+        m.real_stats.chunk_rows = chunk * m.n_real
+        parts = m.real_stats(real)
         assert len(parts) == len(whole) and all(torch.equal(a, b) for a, b in zip(parts, whole))
     one = condense(digits, cfg, device="cpu", seed=4)
     chunked = condense(digits, cfg, device="cpu", seed=4, device_memory_budget_mb=0.001)
