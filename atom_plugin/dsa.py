@@ -192,8 +192,9 @@ def _color(x: torch.Tensor, per_image, sel: torch.Tensor | None) -> torch.Tensor
     """Brightness, saturation, contrast (in that order) on the images of ``sel`` (all when None)."""
     view = (x.shape[0], 1, 1, 1)
     y = x + per_image("brightness").view(view)
-    m = y.mean(dim=1, keepdim=True)
-    y = (y - m) * per_image("saturation").view(view) + m
+    if x.shape[1] > 1:  # one channel: the channel mean is the image itself, so saturation is the identity
+        m = y.mean(dim=1, keepdim=True)
+        y = (y - m) * per_image("saturation").view(view) + m
     m = y.mean(dim=(1, 2, 3), keepdim=True)
     y = (y - m) * per_image("contrast").view(view) + m
     return y if sel is None else torch.where(sel.view(view), y, x)
