@@ -88,7 +88,7 @@ def recondense_groups(groups: dict[Key, CondensedGroup], sizes: dict[Key, int], 
     for call, ((_, ipc, (f, _)), keys) in enumerate(batches.items()):
         out = recondense(merge_condensed([groups[k].condensed for k in keys]), ipc, config, device=device,
                          seed=seed(call), callbacks=callbacks(f"{label}: re-condense {len(keys)} classes to {ipc}"
-                                                              + (f" (factor {f})" if f > 1 else ""),
+                                                              + (f" (factor {f})" if f > 1 else "")),
                          compile=False)  # shapes change every call: compiling would only add compile time
         for key in keys:
             groups[key].set(out.subset([key[1]]))
@@ -109,7 +109,7 @@ def condense_classes(real: Callable[[int], ImageTensorDataset], sizes: dict[Key,
                                                   .items()):
         cd = condense(real(task), config.replace(ipc=ipc), device=device, seed=seed(call), classes=[k for _, k in keys],
                       callbacks=callbacks(f"{label}: condense {len(keys)} classes x {ipc}"
-                                          + (f" (factor {f})" if f > 1 else ""), compile=False)
+                                          + (f" (factor {f})" if f > 1 else "")), compile=False)
         out.update({key: cd.subset([key[1]]) for key in keys})
     return out
 
