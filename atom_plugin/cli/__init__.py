@@ -20,7 +20,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from ..config import NETWORKS, ATOMConfig
+from ..config import ATOMConfig
 from ..errors import ATOMError
 from ..models.convnet import ACTIVATIONS, NORMS, POOLINGS
 from ..runner import one_line, run_script
