@@ -10,6 +10,7 @@ Only the ``FashionMNIST/raw`` layout and its decompression cache are Avalanche's
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import tempfile
@@ -34,7 +35,9 @@ def fashion_mnist_root(data_root: str | os.PathLike | None = None, *, cache_dir:
     ``$ATOM_DATA``, Debian's folder, the core's download cache; each as is, ``FashionMNIST/raw`` or
     ``fashion-mnist``), never downloaded. When they are uncompressed in a ``FashionMNIST/raw`` folder, its
     ``ROOT`` is returned as is; otherwise they are decompressed (``.gz``) or copied into
-    ``cache_dir/FashionMNIST/raw/`` (default :func:`default_cache_dir`), atomically, once.
+    ``cache_dir/<source>/FashionMNIST/raw/`` (default :func:`default_cache_dir`), atomically, once per source:
+    ``<source>`` is a fingerprint of the files found (path, size, modification time), so another source -- say
+    a small test set -- never shadows the real one in a shared cache.
 
     Raises:
         DatasetNotFoundError: no folder holds the four files; the message lists every place searched.
@@ -49,7 +52,17 @@ def fashion_mnist_root(data_root: str | os.PathLike | None = None, *, cache_dir:
     folder = next(iter(found.values())).parent
     if folder.parts[-2:] == ("FashionMNIST", "raw") and all(p.suffix != ".gz" for p in found.values()):
         return folder.parent.parent
-    return _fill_cache(found, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return _fill_cache(found, cache / _fingerprint(found))
+
+
+def _fingerprint(found: dict[str, Path]) -> str:
+    """12 hex digits naming the source files (resolved path, size, modification time in ns)."""
+    h = hashlib.sha1()
+    for name in sorted(found):
+        st = found[name].stat()
+        h.update(f"{found[name].resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]
 
 
 def _fill_cache(found: dict[str, Path], cache: Path) -> Path:

@@ -7,6 +7,7 @@ tensors for the image-shape check. Condensation budgets are tiny (0-2 iterations
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import types
@@ -314,10 +315,18 @@ def test_fashion_mnist_root_layouts(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     root = fashion_mnist_root(deb, cache_dir=cache)
     raw = root / "FashionMNIST" / "raw"
-    assert root == cache and (raw / "train-images-idx3-ubyte").read_bytes()[16:] == fake.train_x.tobytes()
+    assert root.parent == cache and (raw / "train-images-idx3-ubyte").read_bytes()[16:] == fake.train_x.tobytes()
     monkeypatch.setenv("ATOM_DATA", str(deb))
-    assert fashion_mnist_root(None, cache_dir=cache) == cache
+    assert fashion_mnist_root(None, cache_dir=cache) == root
     monkeypatch.delenv("ATOM_DATA")
+    # another source (older files, as a system package's) never gets the first one's cached files
+    other = tmp_path / "other"
+    real = write_fashion_mnist(other, n_train_per_class=2, n_test_per_class=1, gz=True, layout="flat")
+    for f in other.iterdir():
+        os.utime(f, (1e9, 1e9))
+    root2 = fashion_mnist_root(other, cache_dir=cache)
+    assert root2 != root and root2.parent == cache
+    assert (root2 / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()[16:] == real.train_x.tobytes()
     with pytest.raises(DatasetNotFoundError, match="not found") as info:
         fashion_mnist_root(tmp_path / "nowhere", cache_dir=cache)
     msg = str(info.value)
