@@ -22,6 +22,7 @@ from its generator state and independent of how classes are split across process
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -146,7 +147,7 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
 
     # (B, n_ops) bool, column k: the images that drew op k (one comparison for all ops); None: all take `only`
     hit = None if only is not None else (
-        per_image("op")[:, None] == torch.arange(len(draw.ops), device=x.device))
+        per_image("op")[:, None] == _arange(0, len(draw.ops), 1, x.device))
 
     def chosen(name: str) -> torch.Tensor | None:  # (B,) bool: the images that drew op `name`; None = all
         return None if hit is None else hit[:, draw.ops.index(name)]
@@ -200,13 +201,19 @@ def _color(x: torch.Tensor, per_image, sel: torch.Tensor | None) -> torch.Tensor
     return y if sel is None else torch.where(sel.view(view), y, x)
 
 
+@functools.lru_cache(maxsize=64)
+def _arange(start: int, end: int, step: int, device: torch.device) -> torch.Tensor:
+    """``torch.arange(start, end, step)`` int64 on ``device``, made once per (range, device): index constants
+    that every step would otherwise launch a kernel for. Read-only (never written in place)."""
+    return torch.arange(start, end, step, device=device)
+
+
 def _cutout(x: torch.Tensor, centre: torch.Tensor, sel: torch.Tensor | None, ranges: DSARanges) -> torch.Tensor:
     """Zero a square of side round(cutout * size) around ``centre`` ``(B, 2)`` on the images of ``sel``."""
     b, _, h, w = x.shape
     ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
     top, left = centre[:, 0] - ch // 2, centre[:, 1] - cw // 2
-    rows = torch.arange(h, device=x.device)
-    cols = torch.arange(w, device=x.device)
+    rows, cols = _arange(0, h, 1, x.device), _arange(0, w, 1, x.device)
     in_r = (rows[None] >= top[:, None]) & (rows[None] < (top + ch)[:, None])
     in_c = (cols[None] >= left[:, None]) & (cols[None] < (left + cw)[:, None])
     hole = in_r[:, :, None] & in_c[:, None, :]
@@ -247,10 +254,10 @@ def _translate(x: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor | None =
     images with ``flip`` (B,) bool (and a zero shift) are mirrored instead: out[r, c] = x[r, W-1-c]."""
     b, c, h, w = x.shape
     xp = F.pad(x, (1, 1, 1, 1))
-    rows = (torch.arange(h, device=x.device)[None] + shift[:, :1] + 1).clamp(0, h + 1)  # (B, H)
-    cols = (torch.arange(w, device=x.device)[None] + shift[:, 1:] + 1).clamp(0, w + 1)  # (B, W)
+    rows = (_arange(0, h, 1, x.device)[None] + shift[:, :1] + 1).clamp(0, h + 1)  # (B, H)
+    cols = (_arange(0, w, 1, x.device)[None] + shift[:, 1:] + 1).clamp(0, w + 1)  # (B, W)
     if flip is not None:  # padded column W - c is column W-1-c of x
-        cols = torch.where(flip[:, None], torch.arange(w, 0, -1, device=x.device), cols)
+        cols = torch.where(flip[:, None], _arange(w, 0, -1, x.device), cols)
     xp = xp.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2))
     return xp.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
