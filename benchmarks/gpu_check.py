@@ -6,8 +6,9 @@ the output's tail -- is appended to OUT/gpu_check.json beside the environment (G
 The scripts append one record per measurement as soon as it is made, so a stage cut short keeps what finished.
 Default stages, 7 minutes in all (--budget):
 
-  cuda-tests  90 s   pytest -m cuda tests/test_cuda.py: condensation eager and compiled, fast vs reference matcher
-                     (TF32 off), checkpoint/resume round trip, a short evaluation
+  cuda-tests  90 s   pytest -m cuda tests/test_cuda*.py: condensation eager and compiled, fast vs reference matcher
+                     (TF32 off), checkpoint/resume round trip, a short evaluation; the off-default-path checks
+                     (a dataset from CUDA tensors, real chunks, LOCAL_RANK, an NCCL group, deterministic mode)
   speed      150 s   benchmarks/speed.py: IPC 10 and 50, fast and reference (IPC 10 also fast+compile): throughput,
                      peak memory and a torch.profiler summary of 5 steps
   ipc10      rest    benchmarks/fashion_mnist.py at IPC 10, full budget (8000 iterations, 5 x 1000 epochs):
@@ -58,6 +59,8 @@ STATUS = "gpu_check.json"
 # Record files that --collect merges into benchmarks/results/ (the .md/.png summaries beside them are copied).
 RECORD_FILES = (STATUS, "speed.json", "fashion_mnist.json", "proxy_validity.json", "ablation_fmnist.json")
 SUMMARIES = ("proxy_validity.md", "proxy_validity.png")
+# The tests marked `cuda` (stage cuda-tests); neither needs scikit-learn, which the GPU machine lacks.
+CUDA_TEST_FILES = ("test_cuda.py", "test_cuda_correctness.py")
 TEST_LINE = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b(.*)$")
 
 
@@ -86,7 +89,7 @@ class Stage:
 
 
 def _tests(c: Context) -> list[list[str]]:
-    return [[c.python, "-m", "pytest", "-m", "cuda", str(ROOT / "tests" / "test_cuda.py"), "-v", "-p",
+    return [[c.python, "-m", "pytest", "-m", "cuda", *(str(ROOT / "tests" / f) for f in CUDA_TEST_FILES), "-v", "-p",
              "no:cacheprovider"]]
 
 

@@ -54,7 +54,8 @@ def test_smoke_cpu_runs_every_stage_and_writes_its_records(gpu_check, tiny_fmnis
         assert rec["benchmark"] == "gpu-check-stage" and rec["status"] == "ok", rec
         assert rec["returncodes"] == [0] * len(rec["commands"]), rec
         assert rec["commands"] and rec["seconds"] <= rec["box_seconds"] and all(k in rec for k in ENV), rec
-    n_tests = len(re.findall(r"^def test_", (ROOT / "tests" / "test_cuda.py").read_text(), re.M))
+    n_tests = sum(len(re.findall(r"^def test_", (ROOT / "tests" / f).read_text(), re.M))
+                  for f in gpu_check.CUDA_TEST_FILES)
     tests = stages["cuda-tests"]["tests"]
     assert len(tests) == n_tests and set(tests.values()) <= {"SKIPPED", "PASSED"}, tests
 
