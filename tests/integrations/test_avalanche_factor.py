@@ -260,3 +260,28 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(monkeypat
     assert "memory DSA off" in text and "factor per the per-IPC table; memory DSA on" in text
     assert "| 100 | atom-gdumb | 1 | 70.00 |" in text and "| 100 | atom-gdumb | 1 | 75.00 |" in text
     assert text.count(mod.MEMORY_NOTE) == 2 and "memory (stored images)" in text
+
+
+def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_seed(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    spec = importlib.util.spec_from_file_location("bench_avalanche_replay2", bench_dir / "avalanche_replay.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def rec(method, seed, acc, **variant):
+        return dict(benchmark=mod.BENCHMARK, method=method, memory=100, seed=seed, budget="cpu", device="cpu",
+                    final_avg_accuracy=acc, avg_forgetting=1.0, condense_seconds=2.0, **variant)
+
+    gdumb = [rec("gdumb", 0, 70.0), rec("gdumb", 1, 72.0), rec("gdumb", 2, 74.0)]  # legacy: no variant fields
+    ours = [rec("atom-gdumb", 0, 76.0, memory_factor="2"), rec("atom-gdumb", 1, 77.0, memory_factor="2")]
+    text = mod.summary_markdown(gdumb + ours)
+    # one table (the factor-2 one): gdumb has no factor, so it is that table's counterpart; seed 2 is unpaired
+    assert text.count(mod.MEMORY_NOTE) == 1 and "| 100 | gdumb | 3 | 72.00 ± 2.00 |" in text
+    assert "atom-gdumb − gdumb = +5.50 ± 0.71 points over 2 seed(s), paired by seed" in text
+    assert "CPU recipe target +5: met" in text and "full recipe target +5: met" in text
+    # a real-sample method run with memory DSA is not the counterpart of a table without it
+    assert "| 100 | gdumb |" not in mod.summary_markdown([rec("gdumb", 0, 70.0, memory_dsa=True)] + ours)
