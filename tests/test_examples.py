@@ -9,6 +9,7 @@ not installed is skipped with the reason, not failed.
 """
 import ast
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,13 @@ def test_example_quick_run(example: Path, fmnist_root: Path, tmp_path: Path):
                     f"{_tail(exc.stdout)}\n{_tail(exc.stderr)}")
     assert proc.returncode == 0, (f"{' '.join(cmd)} exited with {proc.returncode}\n--- stdout\n{_tail(proc.stdout)}"
                                   f"\n--- stderr\n{_tail(proc.stderr)}")
+    if example.stem == "avalanche_replay":  # condensation and training seconds, apart
+        rows = json.loads((tmp_path / "out" / "results.json").read_text())
+        for r in rows:
+            assert r["train_seconds_without_condensation"] == pytest.approx(
+                r["train_seconds"] - r["condense_seconds"], abs=2e-3), r
+        assert any(r["condense_seconds"] > 0 for r in rows) and all(r["train_seconds_without_condensation"] > 0
+                                                                    for r in rows)
 
 
 def test_bad_data_is_one_error_line_and_status_2(tmp_path: Path):

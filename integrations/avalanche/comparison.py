@@ -177,7 +177,8 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
 
     Returns a flat dict: ``method``, ``memory`` (images), ``seed``, ``final_avg_accuracy`` (%),
     ``avg_forgetting`` (%), ``acc_curve`` (list, %), ``condense_seconds`` (0.0 for methods that do not condense),
-    ``train_seconds`` (wall time of the whole run, condensation and evaluation included), ``memory_used``
+    ``train_seconds`` (wall time of the whole run, condensation and evaluation included),
+    ``train_seconds_without_condensation`` (``train_seconds - condense_seconds``), ``memory_used``
     (stored images in memory at the end), ``memory_dsa``, and for ATOM methods ``memory_decoded`` (training
     samples), ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final, by class).
     """
@@ -217,6 +218,7 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
                    decoded_per_class={str(k): v for k, v in buf.images_per_class(decoded=True).items()},
                    factor_per_class={f"{t}/{k}": f for (t, k), f in buf.factors().items()},
                    normalization_source=buf.normalization["source"] if buf.normalization else None)
+    out["train_seconds_without_condensation"] = round(seconds - out["condense_seconds"], 3)
     return out
 
 
