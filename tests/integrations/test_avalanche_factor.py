@@ -239,7 +239,9 @@ def test_the_recipe_adds_the_dsa_plugin_only_when_on():
 
 # -- the benchmark keeps the memory variants apart ------------------------------------------------------------------
 
-def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(monkeypatch):
+@pytest.fixture
+def bench(monkeypatch):
+    """benchmarks/avalanche_replay.py as a module (its folder on sys.path for its `_common` import)."""
     import importlib.util
     from pathlib import Path
 
@@ -248,6 +250,11 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(monkeypat
     spec = importlib.util.spec_from_file_location("bench_avalanche_replay", bench_dir / "avalanche_replay.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(bench):
+    mod = bench
 
     def rec(acc, **variant):
         return dict(benchmark=mod.BENCHMARK, method="atom-gdumb", memory=100, seed=0, budget="cpu", device="cpu",
@@ -262,15 +269,8 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(monkeypat
     assert text.count(mod.MEMORY_NOTE) == 2 and "memory (stored images)" in text
 
 
-def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_seed(monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
-    bench_dir = Path(__file__).resolve().parents[2] / "benchmarks"
-    monkeypatch.syspath_prepend(str(bench_dir))
-    spec = importlib.util.spec_from_file_location("bench_avalanche_replay2", bench_dir / "avalanche_replay.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_seed(bench):
+    mod = bench
 
     def rec(method, seed, acc, **variant):
         return dict(benchmark=mod.BENCHMARK, method=method, memory=100, seed=seed, budget="cpu", device="cpu",
