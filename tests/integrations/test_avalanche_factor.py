@@ -240,7 +240,7 @@ def test_the_recipe_adds_the_dsa_plugin_only_when_on():
 # -- the benchmark keeps the memory variants apart ------------------------------------------------------------------
 
 @pytest.fixture
-def bench(monkeypatch):
+def bench_script(monkeypatch):
     """benchmarks/avalanche_replay.py as a module (its folder on sys.path for its `_common` import)."""
     import importlib.util
     from pathlib import Path
@@ -253,8 +253,8 @@ def bench(monkeypatch):
     return mod
 
 
-def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(bench):
-    mod = bench
+def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(bench_script):
+    mod = bench_script
 
     def rec(acc, **variant):
         return dict(benchmark=mod.BENCHMARK, method="atom-gdumb", memory=100, seed=0, budget="cpu", device="cpu",
@@ -269,8 +269,8 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(bench):
     assert text.count(mod.MEMORY_NOTE) == 2 and "memory (stored images)" in text
 
 
-def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_seed(bench):
-    mod = bench
+def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_seed(bench_script):
+    mod = bench_script
 
     def rec(method, seed, acc, **variant):
         return dict(benchmark=mod.BENCHMARK, method=method, memory=100, seed=seed, budget="cpu", device="cpu",
