@@ -81,6 +81,15 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
     return ops
 
 
+def _randint_pair(rows: tuple[int, int], cols: tuple[int, int], groups: int, g: torch.Generator) -> torch.Tensor:
+    """``(G, 2)`` int64: column 0 drawn in ``[rows[0], rows[1])``, then column 1 in ``[cols[0], cols[1])`` -- one
+    ``randint`` call when the ranges are equal (square images), the same numbers as two calls on the CPU."""
+    if rows == cols:
+        return torch.randint(rows[0], rows[1], (2, groups), generator=g, device=g.device).t()
+    return torch.stack([torch.randint(rows[0], rows[1], (groups,), generator=g, device=g.device),
+                        torch.randint(cols[0], cols[1], (groups,), generator=g, device=g.device)], dim=1)
+
+
 def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], generator: torch.Generator,
                   *, shared_op: bool = False, ranges: DSARanges = DSARanges(), op_index: int | None = None) -> DSADraw:
     """Draw one op and one parameter set per group, on the generator's device.
@@ -105,20 +114,23 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     else:
         n_op = 1 if shared_op else groups
         op = torch.randint(len(ops), (n_op,), generator=g, device=dev).expand(groups).contiguous()
-    brightness = rand(groups) - 0.5
+    # Draws that follow each other in the stream are made as one call (fewer kernel launches): on the CPU the
+    # generator fills a tensor element by element, so the numbers are the ones separate calls gave; on CUDA
+    # (Philox offsets per call) the stream is a different, equally valid one.
+    color = rand(3, groups)  # brightness, saturation, contrast
+    brightness = color[0] - 0.5
     if ranges.brightness != 1.0:  # x * 1.0 is x: no kernel for it
         brightness = brightness * ranges.brightness
-    saturation = rand(groups) * ranges.saturation
-    contrast = rand(groups) + ranges.contrast
+    saturation = color[1] * ranges.saturation
+    contrast = color[2] + ranges.contrast
     sh, sw = int(h * ranges.crop_pad + 0.5), int(w * ranges.crop_pad + 0.5)
-    shift = torch.stack([torch.randint(-sh, sh + 1, (groups,), generator=g, device=dev),
-                         torch.randint(-sw, sw + 1, (groups,), generator=g, device=dev)], dim=1)
+    shift = _randint_pair((-sh, sh + 1), (-sw, sw + 1), groups, g)
     ch, cw = int(h * ranges.cutout + 0.5), int(w * ranges.cutout + 0.5)
-    cutout_center = torch.stack([torch.randint(0, h + (1 - ch % 2), (groups,), generator=g, device=dev),
-                                 torch.randint(0, w + (1 - cw % 2), (groups,), generator=g, device=dev)], dim=1)
-    flip = rand(groups) < ranges.flip_p
-    scale = rand(groups, 2) * (ranges.scale - 1.0 / ranges.scale) + 1.0 / ranges.scale
-    angle = (rand(groups) - 0.5) * 2 * ranges.rotate / 180 * math.pi
+    cutout_center = _randint_pair((0, h + (1 - ch % 2)), (0, w + (1 - cw % 2)), groups, g)
+    geo = rand(4 * groups)  # flip (G), scale (G x 2, row-major), angle (G)
+    flip = geo[:groups] < ranges.flip_p
+    scale = geo[groups:3 * groups].view(groups, 2) * (ranges.scale - 1.0 / ranges.scale) + 1.0 / ranges.scale
+    angle = (geo[3 * groups:] - 0.5) * 2 * ranges.rotate / 180 * math.pi
     return DSADraw(ops, op, brightness, saturation, contrast, shift, cutout_center, flip, scale, angle)
 
 
