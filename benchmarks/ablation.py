@@ -74,6 +74,12 @@ ROUNDS = {
         "s10c10-p4-f2-pool": dict(ATOM, factor=2, networks="pool"),
         "s10c10-p4-pool": dict(ATOM, factor=1, networks="pool"),
     },
+    # Round 6 (IPC 1, the target the default missed): the images' learning rate at the default's parametrisation --
+    # the same cost per iteration; 200 iterations may leave a 1-image-per-class set short of converged.
+    6: {
+        "s10c10-p4-f2-lr3": dict(ATOM, factor=2, networks="random", lr_images=3.0),
+        "s10c10-p4-f2-lr10": dict(ATOM, factor=2, networks="random", lr_images=10.0),
+    },
 }
 KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
 
