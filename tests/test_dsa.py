@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from atom_plugin.dsa import OPS, DSADraw, apply_params, augment_batch, parse_strategy, sample_params
+from atom_plugin.dsa import OPS, DSADraw, DSARanges, apply_params, augment_batch, parse_strategy, sample_params
 from atom_plugin.errors import ConfigError
 
 
@@ -81,22 +81,24 @@ def test_each_class_draws_its_own_op_and_draws_are_reproducible():
 def test_draws_made_together_give_the_separate_draws_numbers_on_cpu(hw):
     """sample_params draws the colour, crop/cutout and geometry parameters in as few calls as it can (fewer
     launches); on the CPU this is the stream that one call per parameter gave, in that order."""
-    groups, h, w = 7, *hw
+    groups, h, w, r = 7, *hw, DSARanges()
     g = torch.Generator().manual_seed(11)
     op = torch.randint(len(OPS), (groups,), generator=g)
     b, s, c = (torch.rand(groups, generator=g) for _ in range(3))
-    sh, sw = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+    sh, sw = int(h * r.crop_pad + 0.5), int(w * r.crop_pad + 0.5)
     shift = torch.stack([torch.randint(-sh, sh + 1, (groups,), generator=g),
                          torch.randint(-sw, sw + 1, (groups,), generator=g)], dim=1)
-    ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+    ch, cw = int(h * r.cutout + 0.5), int(w * r.cutout + 0.5)
     centre = torch.stack([torch.randint(0, h + (1 - ch % 2), (groups,), generator=g),
                           torch.randint(0, w + (1 - cw % 2), (groups,), generator=g)], dim=1)
     flip, scale, angle = torch.rand(groups, generator=g), torch.rand(groups, 2, generator=g), torch.rand(groups, generator=g)
     d = sample_params(OPS, groups, hw, torch.Generator().manual_seed(11))
     assert torch.equal(d.op, op) and torch.equal(d.shift, shift) and torch.equal(d.cutout_center, centre)
-    assert torch.equal(d.brightness, b - 0.5) and torch.equal(d.saturation, s * 2.0) and torch.equal(d.contrast, c + 0.5)
-    assert torch.equal(d.flip, flip < 0.5) and torch.equal(d.scale, scale * (1.2 - 1 / 1.2) + 1 / 1.2)
-    assert torch.equal(d.angle, (angle - 0.5) * 2 * 15.0 / 180 * math.pi)
+    assert torch.equal(d.brightness, b - 0.5) and torch.equal(d.saturation, s * r.saturation)
+    assert torch.equal(d.contrast, c + r.contrast)
+    assert torch.equal(d.flip, flip < r.flip_p)
+    assert torch.equal(d.scale, scale * (r.scale - 1 / r.scale) + 1 / r.scale)
+    assert torch.equal(d.angle, (angle - 0.5) * 2 * r.rotate / 180 * math.pi)
 
 
 def test_evaluation_mode_one_op_per_batch_params_per_image():
