@@ -30,5 +30,11 @@ dist.destroy_process_group()
 # The group must be gone with its threads (a pinned group's threads abort the process at exit: see distributed.py).
 tasks = Path("/proc/self/task")  # Linux only; elsewhere the test skips this check
 if tasks.is_dir():
+    names = []
+    for t in tasks.iterdir():
+        try:
+            names.append(Path(t, "comm").read_text().strip())
+        except FileNotFoundError:  # a thread that ended between the listing and the read is gone: what we check
+            pass
     with open(os.path.join(out_dir, f"threads.rank{rank}.txt"), "w") as f:
-        f.write("\n".join(Path(t, "comm").read_text().strip() for t in tasks.iterdir()))
+        f.write("\n".join(names))
