@@ -80,6 +80,12 @@ ROUNDS = {
         "s10c10-p4-f2-lr3": dict(ATOM, factor=2, networks="random", lr_images=3.0),
         "s10c10-p4-f2-lr10": dict(ATOM, factor=2, networks="random", lr_images=10.0),
     },
+    # Round 7 (IPC 1): a pool whose networks are trained further, as IDM's are (Zhao et al., CVPR 2023, Sec. 3.3):
+    # 5 SGD steps of 64 real images per iteration instead of 1 of 256, so within 200 iterations the networks reach
+    # the 100-step cap and are re-drawn (the pool spans 0-100 steps; round 4-5's pool networks took ~25 each).
+    7: {
+        "s10c10-p4-f2-pool5": dict(ATOM, factor=2, networks="pool", pool_steps=5, pool_batch=64),
+    },
 }
 KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
 
