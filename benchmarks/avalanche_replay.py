@@ -123,6 +123,26 @@ def paired_lines(recs: list[dict], budget: str) -> list[str]:
     return lines
 
 
+def dsa_lines(records: list[dict], budget: str, var: tuple[str, bool]) -> list[str]:
+    """For a table with memory DSA on: each method's ``on - off`` final average accuracy per memory, paired by seed
+    (the off run of an ATOM method has the table's factor; a real-sample method's has no factor)."""
+    if not var[1]:
+        return []
+    on = {(int(r["memory"]), r["method"], r["seed"]): r["final_avg_accuracy"]
+          for r in table_records(records, budget, var) if r.get("final_avg_accuracy") is not None}
+    off = {(int(r["memory"]), r["method"], r["seed"]): r["final_avg_accuracy"]
+           for r in table_records(records, budget, (var[0], False)) if r.get("final_avg_accuracy") is not None}
+    lines = []
+    for mem, method in sorted({(m, meth) for m, meth, _ in on},
+                              key=lambda k: (k[0], METHODS.index(k[1]) if k[1] in METHODS else 99)):
+        diffs = [on[k] - off[k] for k in sorted(on) if k[:2] == (mem, method) and k in off]
+        if diffs:
+            spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+            lines.append(f"- memory {mem}: {method} {statistics.mean(diffs):+.2f}{spread} points over {len(diffs)} "
+                         f"seed(s), paired by seed")
+    return lines
+
+
 def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
     """Mean ± std over seeds per (memory, method), one table per budget and ATOM memory variant (the real-sample
     methods, which have no factor, appear in every table of their memory DSA), the paired-by-seed differences
@@ -150,6 +170,9 @@ def summary_markdown(records: list[dict], plot_name: str | None = None) -> str:
         targets = paired_lines(recs, budget)
         if targets:
             lines += ["", "Final average accuracy, ATOM method − its real-sample counterpart:", "", *targets]
+        dsa = dsa_lines(records, budget, var)
+        if dsa:
+            lines += ["", "Final average accuracy, memory DSA on − off (same method, memory and seed):", "", *dsa]
         devices = sorted({r.get("device", "?") for r in recs})
         dates = sorted(r.get("date", "?")[:10] for r in recs)
         cmds = sorted({r.get("command", "?") for r in recs})

@@ -285,3 +285,21 @@ def test_benchmark_pairs_each_memory_variant_with_the_real_sample_methods_by_see
     assert "CPU recipe target +5: met" in text and "full recipe target +5: met" in text
     # a real-sample method run with memory DSA is not the counterpart of a table without it
     assert "| 100 | gdumb |" not in mod.summary_markdown([rec("gdumb", 0, 70.0, memory_dsa=True)] + ours)
+
+
+def test_benchmark_reports_memory_dsa_on_minus_off_paired_by_seed(bench_script):
+    mod = bench_script
+
+    def rec(method, seed, acc, **variant):
+        return dict(benchmark=mod.BENCHMARK, method=method, memory=100, seed=seed, budget="cpu", device="cpu",
+                    final_avg_accuracy=acc, avg_forgetting=1.0, condense_seconds=2.0, **variant)
+
+    off = [rec("gdumb", 0, 70.0), rec("gdumb", 1, 72.0), rec("atom-gdumb", 0, 75.0, memory_factor="table"),
+           rec("atom-gdumb", 1, 76.0, memory_factor="table"), rec("atom-gdumb", 0, 60.0, memory_factor="1")]
+    on = [rec("gdumb", 0, 71.0, memory_dsa=True), rec("gdumb", 1, 75.0, memory_dsa=True),
+          rec("atom-gdumb", 0, 78.0, memory_factor="table", memory_dsa=True)]
+    text = mod.summary_markdown(off + on)
+    assert "memory DSA on − off" in text and text.count("memory DSA on − off") == 1  # only the DSA-on table
+    assert "- memory 100: gdumb +2.00 ± 1.41 points over 2 seed(s), paired by seed" in text
+    # the atom method's off run is the one with the table's factor (table: 75.0), not factor 1's (60.0)
+    assert "- memory 100: atom-gdumb +3.00 points over 1 seed(s), paired by seed" in text
