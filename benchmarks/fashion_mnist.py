@@ -29,8 +29,9 @@ from atom_plugin import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
 CONDENSED = ("atom", "dm", "datadam")
-KEY = ("method", "ipc", "factor", "networks", "model", "iterations", "batch_real", "eval_epochs", "num_models", "seed",
-       "device")
+KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "model", "iterations", "batch_real",
+       "eval_epochs", "num_models", "seed", "device")
+_POOL_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("pool_steps", "pool_batch")}
 
 
 def parametrisation(method: str, ipc: int, args) -> tuple[int, str | None]:
@@ -43,9 +44,19 @@ def parametrisation(method: str, ipc: int, args) -> tuple[int, str | None]:
     return 1, None
 
 
+def pool_fields(networks: str | None, args) -> dict:
+    """``pool_steps`` / ``pool_batch`` of a pool set (--pool-steps / --pool-batch, else ATOMConfig's); {} otherwise."""
+    if networks != "pool":
+        return {}
+    return dict(pool_steps=args.pool_steps or _POOL_DEFAULTS["pool_steps"],
+                pool_batch=args.pool_batch or _POOL_DEFAULTS["pool_batch"])
+
+
 def key_of(r: dict) -> tuple:
-    """A record's identity; records written before factors existed are factor 1 with random networks."""
+    """A record's identity; records written before factors existed are factor 1 with random networks, and pool
+    records written before the pool settings were recorded used ATOMConfig's defaults."""
     legacy = dict(factor=1, networks="random" if r.get("method") in CONDENSED else None)
+    legacy.update(_POOL_DEFAULTS if r.get("networks") == "pool" else {})
     return tuple(str(r.get(f, legacy.get(f))) for f in KEY)
 
 
@@ -53,7 +64,9 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
     """Condense or select one set (cached on disk); returns it and the seconds it took (0 when cached)."""
     condensed = method in CONDENSED
     factor, networks = parametrisation(method, ipc, args)
-    tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}-it{args.iterations if condensed else 0}"
+    pool = pool_fields(networks, args) if condensed else {}
+    pool_tag = "" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}"
+    tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{pool_tag}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
     path = cache / f"{tag}.safetensors"
     if path.exists():
@@ -66,7 +79,7 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
             s = herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
         else:
             cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                             factor=factor, networks=networks)
+                             factor=factor, networks=networks, **pool)
             s = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
     s.provenance["seconds"] = round(t.seconds, 2)
     s.save(path)
@@ -82,6 +95,10 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=None, help="multi-formation factor (default: the preset's per IPC)")
     ap.add_argument("--networks", choices=NETWORKS, default=None, help="matching networks (default: the preset's)")
     add_budget_args(ap, iterations=8000, eval_epochs=1000, num_models=5)
+    ap.add_argument("--pool-steps", type=int, default=None, help="with pool networks: SGD steps per iteration "
+                    "(default: ATOMConfig's)")
+    ap.add_argument("--pool-batch", type=int, default=None, help="with pool networks: real images per pool step "
+                    "(default: ATOMConfig's)")
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
     args = ap.parse_args()
@@ -95,8 +112,9 @@ def main() -> None:
         for method in args.methods:
             condensed = method in CONDENSED
             factor, networks = parametrisation(method, ipc, args)
+            pool = pool_fields(networks, args) if condensed else {}
             for model in args.models:
-                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, model=model,
+                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, model=model,
                            iterations=args.iterations if condensed else 0,
                            batch_real=args.batch_real if condensed else 0, eval_epochs=args.eval_epochs,
                            num_models=args.num_models, seed=args.seed, device=device_name(dev))
@@ -108,7 +126,8 @@ def main() -> None:
                                device=dev, seed=args.seed, compile=args.compile)
                 extra = dict(config=syn.config) if syn.config else dict(selection=syn.provenance.get("feature_network"))
                 rec = record(out, dict(benchmark="protocol", dataset="fashion-mnist", split="test", method=method,
-                                       ipc=ipc, factor=factor, networks=networks, decoded_per_class=syn.decoded_per_class,
+                                       ipc=ipc, factor=factor, networks=networks, **pool,
+                                       decoded_per_class=syn.decoded_per_class,
                                        seed=args.seed, iterations=rec["iterations"], batch_real=rec["batch_real"],
                                        condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)
                 log(f"{method:>12} ipc {ipc:>2} f{factor} {networks or '-':>6} {model:>8}: "

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from atom_plugin.runner import run_script
+from atom_plugin import ATOMConfig
 from atom_plugin.config import preset_parametrisation
 from atom_plugin.results import read_records, records_table
 
@@ -44,6 +45,16 @@ def _parametrisation(r: dict) -> tuple[int, str | None]:
     return int(r.get("factor") or 1), r.get("networks") or ("random" if condensed else None)
 
 
+def _networks_label(r: dict) -> str:
+    """``random``, or ``pool (S × B)``: a pool's SGD steps per iteration × real images per step (records without
+    them used ATOMConfig's defaults)."""
+    if r["networks"] != "pool":
+        return r["networks"] or "—"
+    steps = r.get("pool_steps", ATOMConfig.__dataclass_fields__["pool_steps"].default)
+    batch = r.get("pool_batch", ATOMConfig.__dataclass_fields__["pool_batch"].default)
+    return f"pool ({steps} × {batch})"
+
+
 def protocol_table() -> str:
     recs = [r for r in read_records(RESULTS / "fashion_mnist.json") if r.get("split") == "test"]
     if not recs:
@@ -55,7 +66,7 @@ def protocol_table() -> str:
                              -r["factor"], r["networks"] or ""))
     for r in recs:
         r["acc"] = _fmt_acc(r)
-        r["nets"] = r["networks"] or "—"
+        r["nets"] = _networks_label(r)
         r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
             f"{r['num_models']} × {r['eval_epochs']} ep"
     table = records_table(recs, [("IPC", "ipc"), ("method", "method"), ("factor", "factor"), ("networks", "nets"),
@@ -85,7 +96,7 @@ def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
     series: dict[str, list[dict]] = {}
     for r in recs:
         name = r["method"] if r["networks"] is None and r["factor"] == 1 else \
-            f"{r['method']} (f {r['factor']}{', ' + r['networks'] if r['networks'] else ''})"
+            f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''})"
         series.setdefault(name, []).append(r)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for name, rs in sorted(series.items()):
@@ -184,7 +195,7 @@ def ablation_table() -> str:
         r["acc"] = _fmt_acc(r)
         r["loss"] = "—" if selection else \
             f"{r['w_spatial']:g} / {r['w_channel']:g} / {r['w_embed']:g} / {r['power']:g} / {tuple(r['layers'])}"
-        r["net"] = "—" if selection else f"{r.get('norm', 'instancenorm')}, {r['networks']}"
+        r["net"] = "—" if selection else f"{r.get('norm', 'instancenorm')}, {_networks_label(r)}"
         r["budget"] = f"{r['iterations']} it × {r['batch_real']} real/class; {r['num_models']} × {r['eval_epochs']} ep"
         r["fl"] = "" if r.get("final_loss") is None else f"{r['final_loss']:.3g}"
     for r in recs:  # vs the dm control of the same budget and matching-network norm

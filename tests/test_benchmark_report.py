@@ -60,3 +60,25 @@ def test_speed_cells_read_block_timed_and_older_records(report):
     assert report.speed_ms(dict(block, blocks=1)) == (4.0, "4.0")
     old = dict(ms_per_iter_median=10.0, ms_per_iter_p10=9.0, ms_per_iter_p90=12.5)
     assert report.speed_ms(old) == (10.0, "10.0 (9.0–12.5)")
+
+
+def test_pool_rows_name_their_steps_and_batch(report):
+    """A pool's training per iteration is part of its row: records without it used ATOMConfig's defaults."""
+    assert report._networks_label(dict(networks="pool", pool_steps=5, pool_batch=64)) == "pool (5 × 64)"
+    assert report._networks_label(dict(networks="pool")) == "pool (1 × 256)"
+    assert report._networks_label(dict(networks="random")) == "random"
+    assert report._networks_label(dict(networks=None)) == "—"
+
+
+def test_protocol_keys_keep_pool_settings_apart_and_read_older_pool_records_as_the_defaults(monkeypatch):
+    bench = _REPORT.parent
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_fmnist", bench / "fashion_mnist.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    base = dict(method="atom", ipc=1, factor=2, networks="pool", model="convnet", iterations=200, batch_real=64,
+                eval_epochs=300, num_models=3, seed=0, device="cpu")
+    older, default, pool5 = base, dict(base, pool_steps=1, pool_batch=256), dict(base, pool_steps=5, pool_batch=64)
+    assert mod.key_of(older) == mod.key_of(default) != mod.key_of(pool5)
+    random = dict(base, networks="random")
+    assert mod.key_of(random)[4:6] == ("None", "None")
