@@ -102,6 +102,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
     args = ap.parse_args()
+    if (args.pool_steps or args.pool_batch) and args.networks != "pool":
+        ap.error("--pool-steps/--pool-batch set the pool's training: add --networks pool")
     set_threads()
     dev = resolve_device(args.device)
     out, cache = Path(args.out), Path(args.cache_dir)
