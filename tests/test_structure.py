@@ -45,3 +45,18 @@ def test_no_public_core_name_looks_like_a_test_to_pytest():
         warnings.simplefilter("always")
         assert atom_plugin.test_accuracy(net, data, batch_size=4) == atom_plugin.accuracy_on(net, data)
     assert [w.category for w in caught] == [DeprecationWarning] and "accuracy_on" in str(caught[0].message)
+
+
+def _demo_budget_in_readme(text: str) -> tuple[int, int, int, int]:
+    m = re.search(r"\((\d+) iterations × (\d+) real images per class, compiled; (\d+) × (\d+)-epoch evaluations", text)
+    assert m, "the README no longer states the demo budget in the form this test reads"
+    return tuple(int(g) for g in m.groups())
+
+
+def test_the_readme_states_the_makefiles_demo_budget():
+    """The demo budget's one home is the top of the Makefile; the README's sentence about it must follow it."""
+    make = dict(re.findall(r"^(DEMO_\w+) \?= (\S+)$", (ROOT / "Makefile").read_text(), flags=re.M))
+    wanted = tuple(int(make[k]) for k in ("DEMO_ITERATIONS", "DEMO_BATCH_REAL", "DEMO_MODELS", "DEMO_EVAL_EPOCHS"))
+    assert _demo_budget_in_readme((ROOT / "README.md").read_text()) == wanted
+    assert _demo_budget_in_readme("(120 iterations × 32 real images per class, compiled; 2 × 80-epoch evaluations") \
+        != wanted
