@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, check_choice
 
@@ -30,12 +30,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "atom": dict(w_spatial=10.0, w_channel=10.0, w_embed=1.0, power=4.0, layers=(1, 2)),
 }
 
-# The ``atom`` preset's per-IPC parametrisation and matching networks, chosen on the Fashion-MNIST validation split
-# (docs/ablation.md, rounds 4-5): factor 2 at IPC 1 and 10 (measured), factor 1 above (IPC 50 keeps the plain
-# images: not measured with a factor); random networks everywhere (the pool did not help at IPC 1).
-# Rows (largest IPC the row covers, factor, networks), first match wins; None covers every larger IPC. ``dm`` and
-# ``datadam`` stay as published (factor 1, random networks) unless set. Explicit ``factor``/``networks`` win.
-ATOM_BY_IPC: tuple[tuple[int | None, int, str], ...] = ((10, 2, "random"), (None, 1, "random"))
+# The ``atom`` preset's per-IPC parametrisation, matching networks and images' learning rate, chosen on the
+# Fashion-MNIST validation split (docs/ablation.md, rounds 4-8): factor 2 at IPC 1 and 10 (measured), factor 1 above
+# (IPC 50 keeps the plain images: not measured with a factor); random networks everywhere (the pool did not help);
+# lr 0.3 at IPC 1 (round 8; lr 1, DM's, elsewhere: other IPCs not measured with it).
+# Rows (largest IPC the row covers, factor, networks, lr_images), first match wins; None covers every larger IPC.
+# ``dm`` and ``datadam`` stay as published (``PUBLISHED_DEFAULTS``) unless set. Explicit values win.
+ATOM_BY_IPC: tuple[tuple[int | None, int, str, float], ...] = (
+    (1, 2, "random", 0.3), (10, 2, "random", 1.0), (None, 1, "random", 1.0))
 NETWORKS = ("random", "pool")
 INITS = ("real", "noise")
 
@@ -81,7 +83,8 @@ class ATOMConfig:
         ipc: synthetic images per class (>= 1, <= the smallest class).
         iterations: SGD steps on the images (DataDAM's paper table: 8000).
         batch_real: real images per class in each iteration (64 as DataDAM); capped at the smallest class.
-        lr_images, momentum: SGD on the pixels (1.0 and 0.5 as DM/DataDAM).
+        lr_images, momentum: SGD on the pixels (DM/DataDAM: lr 1, momentum 0.5). lr_images None = the preset's:
+            ``atom`` takes it from ``ATOM_BY_IPC`` (0.3 at IPC 1, 1 above), ``dm``/``datadam`` use 1.
         init: ``"real"`` (random real images of the class) or ``"noise"`` (standard normal, i.e. normalised).
         factor: multi-formation factor f (IDC, Kim et al. ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`):
             each stored image holds f x f tiles, decoded to f² training samples; ``ipc`` counts *stored* images
@@ -111,7 +114,8 @@ class ATOMConfig:
     ipc: int = _f(10, "condensation", "synthetic (stored) images per class", "N")
     iterations: int = _f(8000, "condensation", "SGD steps on the images", "N")
     batch_real: int = _f(64, "condensation", "real images per class per iteration", "N")
-    lr_images: float = _f(1.0, "condensation", "learning rate of the images' SGD", "LR")
+    lr_images: float | None = _f(None, "condensation", "learning rate of the images' SGD (default: the preset's; "
+                                 "atom: 0.3 at IPC 1, else 1)", "LR")
     momentum: float = _f(0.5, "condensation", "momentum of the images' SGD", "M")
     init: str = _f("real", "condensation", "start from real images of the class or from noise", choices=INITS)
     factor: int | None = _f(None, "condensation", "multi-formation factor: each stored image holds FxF tiles, "
@@ -155,11 +159,9 @@ class ATOMConfig:
                 values[key] = val
         if values["norm"] is None:
             values["norm"] = _DEFAULT_NORM
-        factor, networks = preset_parametrisation(self.preset, self.ipc)
-        if values["factor"] is None:
-            values["factor"] = factor
-        if values["networks"] is None:
-            values["networks"] = networks
+        for key, val in preset_defaults(self.preset, self.ipc)._asdict().items():
+            if values[key] is None:
+                values[key] = val
         values["layers"] = tuple(int(v) for v in values["layers"])
         if values["dsa_strategy"] is None and dsa_strategy_default is not None:
             values["dsa_strategy"] = dsa_strategy_default
@@ -177,6 +179,8 @@ class ATOMConfig:
             raise ConfigError(f"iterations must be >= 0, got {self.iterations}")
         if self.batch_real < 1:
             raise ConfigError(f"batch_real must be >= 1, got {self.batch_real}")
+        if self.lr_images is None:
+            raise ConfigError("lr_images is unset; call ATOMConfig.resolved() first")
         if self.lr_images <= 0 or not (0 <= self.momentum < 1):
             raise ConfigError(f"need lr_images > 0 and 0 <= momentum < 1, got {self.lr_images}, {self.momentum}")
         check_choice(self.init, "init", INITS)
@@ -248,14 +252,25 @@ LEGACY_CONFIG: dict[str, Any] = dict(
     factor=1, networks="random")
 
 
-def preset_parametrisation(preset: str, ipc: int) -> tuple[int, str]:
-    """``(factor, networks)`` the preset uses at ``ipc`` stored images per class (``atom``: ``ATOM_BY_IPC``)."""
-    if preset != "atom":
-        return 1, "random"
-    for max_ipc, factor, networks in ATOM_BY_IPC:
-        if max_ipc is None or ipc <= max_ipc:
-            return factor, networks
-    return 1, "random"
+class PresetDefaults(NamedTuple):
+    """The per-IPC fields a preset fills when they are left as None (see :func:`preset_defaults`)."""
+    factor: int
+    networks: str
+    lr_images: float
+
+
+# What ``dm`` and ``datadam`` use at every IPC, as published (DM, Zhao & Bilen WACV 2023; DataDAM's code).
+PUBLISHED_DEFAULTS = PresetDefaults(factor=1, networks="random", lr_images=1.0)
+
+
+def preset_defaults(preset: str, ipc: int) -> PresetDefaults:
+    """``(factor, networks, lr_images)`` the preset uses at ``ipc`` stored images per class: ``atom`` from
+    ``ATOM_BY_IPC`` (first row whose largest IPC covers ``ipc``), every other preset ``PUBLISHED_DEFAULTS``."""
+    if preset == "atom":
+        for max_ipc, *row in ATOM_BY_IPC:
+            if max_ipc is None or ipc <= max_ipc:
+                return PresetDefaults(*row)
+    return PUBLISHED_DEFAULTS
 
 
 def config_field_names() -> list[str]:

@@ -22,23 +22,23 @@ from pathlib import Path
 from _common import RESULTS, Timer, add_budget_args, fashion_mnist, log, record, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
-from atom_plugin.config import NETWORKS, preset_parametrisation
+from atom_plugin.config import NETWORKS, PUBLISHED_DEFAULTS, preset_defaults
 from atom_plugin.results import read_records
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
 CONDENSED = ("atom", "dm", "datadam")
-KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "model", "iterations", "batch_real",
-       "eval_epochs", "num_models", "seed", "device")
+KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "lr_images", "model", "iterations",
+       "batch_real", "eval_epochs", "num_models", "seed", "device")
 _POOL_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("pool_steps", "pool_batch")}
 
 
 def parametrisation(method: str, ipc: int, args) -> tuple[int, str | None]:
     """(factor, networks) of a set: --factor/--networks, else the preset's per-IPC choice (tiled random: 2)."""
     if method in CONDENSED:
-        factor, networks = preset_parametrisation(method, ipc)
-        return (args.factor or factor), (args.networks or networks)
+        preset = preset_defaults(method, ipc)
+        return (args.factor or preset.factor), (args.networks or preset.networks)
     if method == "tiled-random":
         return (args.factor if args.factor and args.factor > 1 else 2), None
     return 1, None
@@ -52,10 +52,18 @@ def pool_fields(networks: str | None, args) -> dict:
                 pool_batch=args.pool_batch or _POOL_DEFAULTS["pool_batch"])
 
 
+def lr_of(method: str, ipc: int, args) -> float | None:
+    """The images' learning rate of a condensed set (--lr-images, else the preset's per-IPC choice); None for a
+    selection."""
+    return (args.lr_images or preset_defaults(method, ipc).lr_images) if method in CONDENSED else None
+
+
 def key_of(r: dict) -> tuple:
-    """A record's identity; records written before factors existed are factor 1 with random networks, and pool
-    records written before the pool settings were recorded used ATOMConfig's defaults."""
-    legacy = dict(factor=1, networks="random" if r.get("method") in CONDENSED else None)
+    """A record's identity; records written before factors existed are factor 1 with random networks, pool
+    records written before the pool settings were recorded used ATOMConfig's defaults, and condensed records
+    written before the images' learning rate was recorded used DM's lr 1."""
+    legacy = dict(factor=1, networks="random" if r.get("method") in CONDENSED else None,
+                  lr_images=PUBLISHED_DEFAULTS.lr_images if r.get("method") in CONDENSED else None)
     legacy.update(_POOL_DEFAULTS if r.get("networks") == "pool" else {})
     return tuple(str(r.get(f, legacy.get(f))) for f in KEY)
 
@@ -66,6 +74,8 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
     factor, networks = parametrisation(method, ipc, args)
     pool = pool_fields(networks, args) if condensed else {}
     pool_tag = "" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}"
+    lr = lr_of(method, ipc, args)
+    pool_tag += "" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}"
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{pool_tag}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
     path = cache / f"{tag}.safetensors"
@@ -79,7 +89,7 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
             s = herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
         else:
             cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                             factor=factor, networks=networks, **pool)
+                             factor=factor, networks=networks, lr_images=lr, **pool)
             s = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
     s.provenance["seconds"] = round(t.seconds, 2)
     s.save(path)
@@ -99,6 +109,8 @@ def main() -> None:
                     "(default: ATOMConfig's)")
     ap.add_argument("--pool-batch", type=int, default=None, help="with pool networks: real images per pool step "
                     "(default: ATOMConfig's)")
+    ap.add_argument("--lr-images", type=float, default=None, help="learning rate of the condensed images' SGD "
+                    "(default: the preset's per IPC)")
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
     args = ap.parse_args()
@@ -116,7 +128,8 @@ def main() -> None:
             factor, networks = parametrisation(method, ipc, args)
             pool = pool_fields(networks, args) if condensed else {}
             for model in args.models:
-                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, model=model,
+                lr = {"lr_images": lr_of(method, ipc, args)} if condensed else {}
+                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr, model=model,
                            iterations=args.iterations if condensed else 0,
                            batch_real=args.batch_real if condensed else 0, eval_epochs=args.eval_epochs,
                            num_models=args.num_models, seed=args.seed, device=device_name(dev))
@@ -128,7 +141,7 @@ def main() -> None:
                                device=dev, seed=args.seed, compile=args.compile)
                 extra = dict(config=syn.config) if syn.config else dict(selection=syn.provenance.get("feature_network"))
                 rec = record(out, dict(benchmark="protocol", dataset="fashion-mnist", split="test", method=method,
-                                       ipc=ipc, factor=factor, networks=networks, **pool,
+                                       ipc=ipc, factor=factor, networks=networks, **pool, **lr,
                                        decoded_per_class=syn.decoded_per_class,
                                        seed=args.seed, iterations=rec["iterations"], batch_real=rec["batch_real"],
                                        condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from atom_plugin.runner import run_script
 from atom_plugin import ATOMConfig
-from atom_plugin.config import preset_parametrisation
+from atom_plugin.config import PUBLISHED_DEFAULTS, preset_defaults
 from atom_plugin.results import read_records, records_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +55,13 @@ def _networks_label(r: dict) -> str:
     return f"pool ({steps} × {batch})"
 
 
+def _lr(r: dict) -> float | None:
+    """A condensed record's images' learning rate (records without one used DM's lr 1); None for a selection."""
+    if r["method"] not in ("atom", "dm", "datadam"):
+        return None
+    return r.get("lr_images", PUBLISHED_DEFAULTS.lr_images)
+
+
 def protocol_table() -> str:
     recs = [r for r in read_records(RESULTS / "fashion_mnist.json") if r.get("split") == "test"]
     if not recs:
@@ -67,10 +74,11 @@ def protocol_table() -> str:
     for r in recs:
         r["acc"] = _fmt_acc(r)
         r["nets"] = _networks_label(r)
+        r["lr"] = "—" if _lr(r) is None else f"{_lr(r):g}"
         r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
             f"{r['num_models']} × {r['eval_epochs']} ep"
     table = records_table(recs, [("IPC", "ipc"), ("method", "method"), ("factor", "factor"), ("networks", "nets"),
-                                  ("model", "model"), ("test acc. %", "acc"), ("budget", "budget"),
+                                  ("image lr", "lr"), ("model", "model"), ("test acc. %", "acc"), ("budget", "budget"),
                                   ("device", "device")])
     figure = _ipc_figure([r for r in recs if r["model"] == "convnet"], RESULTS / "fashion_mnist_ipc.png")
     link = f"\n\n![test accuracy against IPC](benchmarks/results/{figure.name})" if figure else ""
@@ -95,8 +103,10 @@ def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
     recs = [r for r in recs if r["iterations"] in (0, its) and (r["num_models"], r["eval_epochs"]) == (models, epochs)]
     series: dict[str, list[dict]] = {}
     for r in recs:
+        lr = _lr(r)
         name = r["method"] if r["networks"] is None and r["factor"] == 1 else \
-            f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''})"
+            f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
+            f"{'' if lr in (None, preset_defaults(r['method'], r['ipc']).lr_images) else f', lr {lr:g}'})"
         series.setdefault(name, []).append(r)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for name, rs in sorted(series.items()):
@@ -129,16 +139,18 @@ def _targets(recs: list[dict]) -> str:
     same = ("model", "ipc", "device", "num_models", "eval_epochs", "seed")
     recs = [dict(r, **dict(zip(("factor", "networks"), _parametrisation(r)))) for r in recs]
     for ipc, target in TARGETS.items():
-        want = preset_parametrisation("atom", ipc)
+        want = preset_defaults("atom", ipc)
         default = [r for r in recs if r["method"] == "atom" and r["model"] == "convnet" and r["ipc"] == ipc
-                   and (r["factor"], r["networks"]) == want]
+                   and (r["factor"], r["networks"], _lr(r)) == want]
         if not default:
-            lines.append(f"- IPC {ipc}: the default (factor {want[0]}, {want[1]} networks) not measured")
+            lines.append(f"- IPC {ipc}: the default (factor {want.factor}, {want.networks} networks, image lr "
+                         f"{want.lr_images:g}) not measured")
             continue
         a = default[0]
-        dm = _control(recs, a, "dm", same + ("iterations",), factor=1, networks="random")
+        dm = _control(recs, a, "dm", same + ("iterations",), **PUBLISHED_DEFAULTS._asdict())
         tiled = _control(recs, a, "tiled-random", same, factor=a["factor"])
-        head = f"- IPC {ipc} (factor {want[0]}, {want[1]}; {a['iterations']} it; {a['num_models']} × {a['eval_epochs']} ep): "
+        head = (f"- IPC {ipc} (factor {want.factor}, {want.networks}, image lr {want.lr_images:g}; "
+                f"{a['iterations']} it; {a['num_models']} × {a['eval_epochs']} ep): ")
         if dm is None:
             lines.append(head + "today's dm not measured at this budget")
             continue
@@ -160,12 +172,13 @@ def _targets(recs: list[dict]) -> str:
 
 def _control(recs: list[dict], of: dict, method: str, keys: tuple[str, ...], **fixed) -> dict | None:
     """The first record of ``method`` that equals ``of`` on ``keys`` and has the ``fixed`` values (a missing
-    ``norm`` reads as the default instancenorm): the baseline ``of`` is compared with."""
+    ``norm`` reads as the default instancenorm, a missing ``lr_images`` as DM's lr 1): the baseline ``of`` is
+    compared with."""
     def get(r, k):
-        return r.get(k, "instancenorm") if k == "norm" else r.get(k)
+        return r.get(k, "instancenorm") if k == "norm" else _lr(r) if k == "lr_images" else r.get(k)
     return next((r for r in recs if r is not of and r["method"] == method
                  and all(get(r, k) == get(of, k) for k in keys)
-                 and all(r.get(k) == v for k, v in fixed.items())), None)
+                 and all(get(r, k) == v for k, v in fixed.items())), None)
 
 
 def _paired(a: dict, b: dict) -> tuple[float, float] | None:

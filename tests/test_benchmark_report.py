@@ -15,7 +15,7 @@ def report():
     return mod
 
 
-def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0):
+def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0, lr=None):
     mean = sum(accs) / len(accs)
     std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
     rec = dict(method=method, model="convnet", ipc=ipc, iterations=0 if "random" in method else iterations,
@@ -23,6 +23,8 @@ def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0):
                accuracy_mean=mean, accuracy_std=std)
     if factor is not None:  # records written before factors existed have neither field
         rec.update(factor=factor, networks=networks)
+    if lr is not None:  # records written before the images' lr was recorded used 1
+        rec.update(lr_images=lr)
     return rec
 
 
@@ -33,7 +35,9 @@ def _line(text, ipc):
 def test_targets_are_paired_by_evaluation_seed(report):
     recs = [_rec("atom", 10, [83.0, 83.3, 83.5], factor=2, networks="random"), _rec("dm", 10, [80.6, 81.0, 81.2]),
             _rec("tiled-random", 10, [72.0, 72.1, 72.2], factor=2),
-            _rec("atom", 1, [77.0, 77.5, 78.0], factor=2, networks="random"), _rec("dm", 1, [70.8, 71.2, 71.6]),
+            _rec("atom", 1, [70.0, 70.0, 70.0], factor=2, networks="random"),  # lr 1: not IPC 1's default
+            _rec("atom", 1, [77.0, 77.5, 78.0], factor=2, networks="random", lr=0.3), _rec("dm", 1, [70.8, 71.2, 71.6]),
+            _rec("dm", 1, [0.0, 0.0, 0.0], lr=0.3),  # nor today's dm
             _rec("atom", 50, [85.2, 85.4, 85.6]), _rec("dm", 50, [85.1, 85.5, 85.5])]
     text = report._targets(recs)
     ipc10, ipc1, ipc50 = _line(text, 10), _line(text, 1), _line(text, 50)
@@ -51,7 +55,7 @@ def test_targets_need_the_mean_above_twice_the_paired_std_and_the_same_budget(re
              _rec("dm", 10, [80.6, 81.0, 81.2], factor=2, networks="random")]  # neither is today's dm at this budget
     assert "today's dm not measured at this budget" in _line(report._targets(other), 10)
     plain_atom = [_rec("atom", 1, [71.0, 71.4, 71.8]), _rec("dm", 1, [70.8, 71.2, 71.6])]
-    assert "the default (factor 2, random networks) not measured" in _line(report._targets(plain_atom), 1)
+    assert "the default (factor 2, random networks, image lr 0.3) not measured" in _line(report._targets(plain_atom), 1)
 
 
 def test_speed_cells_read_block_timed_and_older_records(report):
@@ -70,7 +74,7 @@ def test_pool_rows_name_their_steps_and_batch(report):
     assert report._networks_label(dict(networks=None)) == "—"
 
 
-def test_protocol_keys_keep_pool_settings_apart_and_read_older_pool_records_as_the_defaults(monkeypatch):
+def test_protocol_keys_keep_pool_settings_and_image_lr_apart_and_read_older_records_as_the_defaults(monkeypatch):
     bench = _REPORT.parent
     monkeypatch.syspath_prepend(str(bench))
     spec = importlib.util.spec_from_file_location("bench_fmnist", bench / "fashion_mnist.py")
@@ -82,3 +86,6 @@ def test_protocol_keys_keep_pool_settings_apart_and_read_older_pool_records_as_t
     assert mod.key_of(older) == mod.key_of(default) != mod.key_of(pool5)
     random = dict(base, networks="random")
     assert mod.key_of(random)[4:6] == ("None", "None")
+    # the images' lr: records written before it was recorded used 1; a selection has none
+    assert mod.key_of(random) == mod.key_of(dict(random, lr_images=1.0)) != mod.key_of(dict(random, lr_images=0.3))
+    assert mod.key_of(dict(base, method="random", networks=None))[6] == "None"

@@ -6,7 +6,7 @@ from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, condense
 from atom_plugin._safeio import read_tensors, write_tensors
 from atom_plugin.matcher import Matcher
 from atom_plugin.condensed import FORMAT
-from atom_plugin.config import preset_parametrisation
+from atom_plugin.config import preset_defaults
 from atom_plugin.errors import ConfigError
 from atom_plugin.multiformation import check_factor, decode, encode
 
@@ -54,14 +54,15 @@ def test_bad_factor_is_one_line(factor, needle):
             torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), ["a", "b"], [0.5], [0.5], factor=3)
 
 
-def test_preset_parametrisation_table():
-    assert preset_parametrisation("dm", 1) == (1, "random") and preset_parametrisation("datadam", 10) == (1, "random")
-    f1, _ = preset_parametrisation("atom", 1)
-    f50, n50 = preset_parametrisation("atom", 50)
-    assert f1 == 2 and (f50, n50) == (1, "random")
-    cfg = ATOMConfig(preset="atom", ipc=1).resolved()
-    assert (cfg.factor, cfg.networks) == preset_parametrisation("atom", 1)
-    assert ATOMConfig(preset="atom", ipc=1, factor=1, networks="random").resolved().factor == 1  # explicit wins
+def test_preset_per_ipc_table():
+    assert preset_defaults("dm", 1) == (1, "random", 1.0) and preset_defaults("datadam", 10) == (1, "random", 1.0)
+    assert preset_defaults("atom", 1) == (2, "random", 0.3) and preset_defaults("atom", 2) == (2, "random", 1.0)
+    assert preset_defaults("atom", 10) == (2, "random", 1.0) and preset_defaults("atom", 50) == (1, "random", 1.0)
+    for ipc in (1, 10, 50):
+        cfg = ATOMConfig(preset="atom", ipc=ipc).resolved()
+        assert (cfg.factor, cfg.networks, cfg.lr_images) == preset_defaults("atom", ipc)
+    explicit = ATOMConfig(preset="atom", ipc=1, factor=1, networks="random", lr_images=1.0).resolved()
+    assert (explicit.factor, explicit.lr_images) == (1, 1.0)  # explicit values win
 
 
 def test_factor_one_equals_the_unfactorised_loop(digits):

@@ -217,7 +217,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                        metavar=None if choices else meta["metavar"], help=meta["help"] + shown)
 
 
-_NONE_DEFAULT_TYPES = dict(factor=int, w_spatial=float, w_channel=float, w_embed=float, power=float)
+_NONE_DEFAULT_TYPES = dict(factor=int, lr_images=float, w_spatial=float, w_channel=float, w_embed=float, power=float)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from avalanche.training import Naive  # noqa: E402
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin  # noqa: E402
 
 from atom_plugin import ATOMConfig, build_model  # noqa: E402
-from atom_plugin.config import preset_parametrisation  # noqa: E402
+from atom_plugin.config import preset_defaults  # noqa: E402
 from atom_plugin.errors import ConfigError  # noqa: E402
 from atom_plugin.integrations.avalanche import (ATOMBuffer, ATOMReplayPlugin, CondensedGDumbPlugin,  # noqa: E402
                                                 MemoryDSAPlugin, default_config, group_factor)
@@ -80,7 +80,7 @@ def test_default_config_takes_the_cores_per_ipc_table():
     cfg = default_config()
     assert cfg.preset == "atom" and cfg.factor is None and cfg.networks is None
     for ipc in (1, 5, 10, 11, 50):
-        assert group_factor(cfg, ipc) == preset_parametrisation("atom", ipc)[0]
+        assert group_factor(cfg, ipc) == preset_defaults("atom", ipc).factor
     assert group_factor(cfg, 10) == 2 and group_factor(cfg, 11) == 1  # the table's rows today
     assert group_factor(cfg.replace(factor=1), 10) == 1  # an explicit factor wins
 
