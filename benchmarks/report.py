@@ -86,9 +86,9 @@ def protocol_table() -> str:
 
 
 def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
-    """A matplotlib plot of test accuracy (mean ± std, %) against IPC, one line per method/factor/networks; None
-    without matplotlib. One budget only: the most common (iterations, networks x epochs) of the condensed sets,
-    with the baselines evaluated alike."""
+    """A matplotlib plot of test accuracy (mean ± std, %) against IPC, one line for the ``atom`` default (its per-IPC
+    choices) and one per other method/factor/networks/lr; None without matplotlib. One budget only: the most
+    common (iterations, networks x epochs) of the condensed sets, with the baselines evaluated alike."""
     try:
         import matplotlib
 
@@ -104,15 +104,19 @@ def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
     series: dict[str, list[dict]] = {}
     for r in recs:
         lr = _lr(r)
-        name = r["method"] if r["networks"] is None and r["factor"] == 1 else \
-            f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
-            f"{'' if lr in (None, preset_defaults(r['method'], r['ipc']).lr_images) else f', lr {lr:g}'})"
+        if r["method"] == "atom" and (r["factor"], r["networks"], lr) == preset_defaults("atom", r["ipc"]):
+            name = "atom default (per-IPC table)"
+        elif r["networks"] is None and r["factor"] == 1:
+            name = r["method"]
+        else:
+            name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
+                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'})"
         series.setdefault(name, []).append(r)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for name, rs in sorted(series.items()):
+    for i, (name, rs) in enumerate(sorted(series.items())):
         rs = sorted(rs, key=lambda r: r["ipc"])
         ax.errorbar([r["ipc"] for r in rs], [r["accuracy_mean"] for r in rs], yerr=[r["accuracy_std"] for r in rs],
-                    marker="o", capsize=3, label=name)
+                    marker="o", capsize=3, label=name, linestyle="-" if i < 10 else "--")  # 10 colours, then dashed
     ax.set_xscale("log")
     ax.set_xticks([1, 10, 50], labels=["1", "10", "50"])
     ax.set_xlabel("IPC (stored images per class)")
