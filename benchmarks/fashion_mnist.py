@@ -73,10 +73,10 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
     condensed = method in CONDENSED
     factor, networks = parametrisation(method, ipc, args)
     pool = pool_fields(networks, args) if condensed else {}
-    pool_tag = "" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}"
     lr = lr_of(method, ipc, args)
-    pool_tag += "" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}"
-    tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{pool_tag}-it{args.iterations if condensed else 0}"
+    extra = ("" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}") + \
+        ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}")  # non-default settings only
+    tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
     path = cache / f"{tag}.safetensors"
     if path.exists():

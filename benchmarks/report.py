@@ -20,6 +20,7 @@ from atom_plugin.results import read_records, records_table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+CONDENSED = ("atom", "dm", "datadam")  # methods whose records carry factor, networks and the images' lr
 
 
 def _fmt_acc(r: dict) -> str:
@@ -41,7 +42,7 @@ def _provenance(records: list[dict]) -> str:
 
 def _parametrisation(r: dict) -> tuple[int, str | None]:
     """A record's (factor, networks); records written before factors existed are factor 1 with random networks."""
-    condensed = r["method"] in ("atom", "dm", "datadam")
+    condensed = r["method"] in CONDENSED
     return int(r.get("factor") or 1), r.get("networks") or ("random" if condensed else None)
 
 
@@ -57,7 +58,7 @@ def _networks_label(r: dict) -> str:
 
 def _lr(r: dict) -> float | None:
     """A condensed record's images' learning rate (records without one used DM's lr 1); None for a selection."""
-    if r["method"] not in ("atom", "dm", "datadam"):
+    if r["method"] not in CONDENSED:
         return None
     return r.get("lr_images", PUBLISHED_DEFAULTS.lr_images)
 
