@@ -13,9 +13,8 @@ benchmarks/report.py.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from _common import RESULTS, Timer, add_budget_args, done_keys, fashion_mnist, log, record, set_threads
+from _common import ResultsFile, Timer, add_budget_args, add_out_arg, fashion_mnist, log, set_threads
 
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset
 from atom_plugin import device_name, resolve_device
@@ -106,13 +105,12 @@ def main() -> None:
     add_budget_args(ap, iterations=8000, eval_epochs=300, num_models=3)
     ap.add_argument("--val-size", type=int, default=VAL_SIZE, help=f"validation images held out ({VAL_SIZE}; smaller "
                     "only for smoke runs on tiny data)")
-    ap.add_argument("--out", default=str(RESULTS / "ablation_fmnist.json"))
+    add_out_arg(ap, "ablation_fmnist.json")
     args = ap.parse_args()
     set_threads()
     dev = resolve_device(args.device)
-    out = Path(args.out)
+    results = ResultsFile(args.out, KEY)
     train, val = fashion_mnist(args.data_root, validation=True, val_size=args.val_size)
-    done = done_keys(out, KEY)
     settings = dict(ROUNDS[args.round])
     settings["random"] = None
     if args.round >= 4:
@@ -120,9 +118,9 @@ def main() -> None:
     for name, loss in settings.items():
         if args.only and name not in args.only:
             continue
-        key = tuple(str(v) for v in (name, args.ipc, args.iterations if loss else 0, args.batch_real if loss else 0,
-                                     args.eval_epochs, args.num_models, args.seed, device_name(dev)))
-        if key in done:
+        if results.done(dict(setting=name, ipc=args.ipc, iterations=args.iterations if loss else 0,
+                             batch_real=args.batch_real if loss else 0, eval_epochs=args.eval_epochs,
+                             num_models=args.num_models, seed=args.seed, device=device_name(dev))):
             log(f"skip {name}: already measured")
             continue
         with Timer() as tc:
@@ -142,9 +140,9 @@ def main() -> None:
                               final_loss=syn.provenance["final_loss"])
         res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
                        compile=args.compile)
-        rec = record(out, dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,
-                               round=args.round, ipc=args.ipc, val_size=len(val), seed=args.seed, condense_seconds=round(tc.seconds, 1),
-                               **fields, **res.to_record()), dev)
+        rec = results.append(dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,
+                                  round=args.round, ipc=args.ipc, val_size=len(val), seed=args.seed,
+                                  condense_seconds=round(tc.seconds, 1), **fields, **res.to_record()), dev)
         log(f"{name:>20}: {rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} % "
             f"(condense {tc.seconds:.0f} s, eval {res.seconds:.0f} s)")
 

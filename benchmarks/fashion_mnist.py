@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import RESULTS, Timer, add_budget_args, fashion_mnist, log, record, set_threads
+from _common import ResultsFile, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resume_key, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
 from atom_plugin.config import NETWORKS, PUBLISHED_DEFAULTS, preset_defaults
-from atom_plugin.results import read_records
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 
@@ -58,14 +57,19 @@ def lr_of(method: str, ipc: int, args) -> float | None:
     return (args.lr_images or preset_defaults(method, ipc).lr_images) if method in CONDENSED else None
 
 
-def key_of(r: dict) -> tuple:
-    """A record's identity; records written before factors existed are factor 1 with random networks, pool
-    records written before the pool settings were recorded used ATOMConfig's defaults, and condensed records
+def legacy(r: dict) -> dict:
+    """The fields older records lack: records written before factors existed are factor 1 with random networks,
+    pool records written before the pool settings were recorded used ATOMConfig's defaults, and condensed records
     written before the images' learning rate was recorded used DM's lr 1."""
-    legacy = dict(factor=1, networks="random" if r.get("method") in CONDENSED else None,
-                  lr_images=PUBLISHED_DEFAULTS.lr_images if r.get("method") in CONDENSED else None)
-    legacy.update(_POOL_DEFAULTS if r.get("networks") == "pool" else {})
-    return tuple(str(r.get(f, legacy.get(f))) for f in KEY)
+    condensed = r.get("method") in CONDENSED
+    return dict(factor=1, networks="random" if condensed else None,
+                lr_images=PUBLISHED_DEFAULTS.lr_images if condensed else None,
+                **(_POOL_DEFAULTS if r.get("networks") == "pool" else {}))
+
+
+def key_of(r: dict) -> tuple:
+    """A record's identity (its resume key; older records read with :func:`legacy`'s fields)."""
+    return resume_key(r, KEY, legacy)
 
 
 def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[CondensedDataset, float]:
@@ -78,22 +82,17 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
         ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}")  # non-default settings only
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
-    path = cache / f"{tag}.safetensors"
-    if path.exists():
-        s = CondensedDataset.load(path)
-        return s, float(s.provenance.get("seconds", 0.0))
-    with Timer() as t:
+
+    def make() -> CondensedDataset:
         if method in ("random", "tiled-random"):
-            s = random_subset(train, ipc, seed=args.seed, factor=factor)
-        elif method == "herding":
-            s = herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
-        else:
-            cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                             factor=factor, networks=networks, lr_images=lr, **pool)
-            s = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
-    s.provenance["seconds"] = round(t.seconds, 2)
-    s.save(path)
-    return s, t.seconds
+            return random_subset(train, ipc, seed=args.seed, factor=factor)
+        if method == "herding":
+            return herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
+        cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
+                         factor=factor, networks=networks, lr_images=lr, **pool)
+        return condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
+
+    return cached_set(cache / f"{tag}.safetensors", make, dev)
 
 
 def main() -> None:
@@ -112,16 +111,14 @@ def main() -> None:
     ap.add_argument("--lr-images", type=float, default=None, help="learning rate of the condensed images' SGD "
                     "(default: the preset's per IPC)")
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
-    ap.add_argument("--out", default=str(RESULTS / "fashion_mnist.json"))
+    add_out_arg(ap, "fashion_mnist.json")
     args = ap.parse_args()
     if (args.pool_steps or args.pool_batch) and args.networks != "pool":
         ap.error("--pool-steps/--pool-batch set the pool's training: add --networks pool")
     set_threads()
     dev = resolve_device(args.device)
-    out, cache = Path(args.out), Path(args.cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
+    results, cache = ResultsFile(args.out, KEY, legacy), Path(args.cache_dir)
     train, test = fashion_mnist(args.data_root, validation=False)
-    done = {key_of(r) for r in read_records(out)}
     for ipc in args.ipc:
         for method in args.methods:
             condensed = method in CONDENSED
@@ -133,18 +130,18 @@ def main() -> None:
                            iterations=args.iterations if condensed else 0,
                            batch_real=args.batch_real if condensed else 0, eval_epochs=args.eval_epochs,
                            num_models=args.num_models, seed=args.seed, device=device_name(dev))
-                if key_of(rec) in done:
+                if results.done(rec):
                     log(f"skip {method} ipc {ipc} f{factor} {networks} {model}: already measured")
                     continue
                 syn, seconds = make_set(method, ipc, train, args, dev, cache)
                 res = evaluate(syn, test, model=model, num_models=args.num_models, epochs=args.eval_epochs,
                                device=dev, seed=args.seed, compile=args.compile)
                 extra = dict(config=syn.config) if syn.config else dict(selection=syn.provenance.get("feature_network"))
-                rec = record(out, dict(benchmark="protocol", dataset="fashion-mnist", split="test", method=method,
-                                       ipc=ipc, factor=factor, networks=networks, **pool, **lr,
-                                       decoded_per_class=syn.decoded_per_class,
-                                       seed=args.seed, iterations=rec["iterations"], batch_real=rec["batch_real"],
-                                       condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)
+                rec = results.append(dict(benchmark="protocol", dataset="fashion-mnist", split="test",
+                                          method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr,
+                                          decoded_per_class=syn.decoded_per_class, seed=args.seed,
+                                          iterations=rec["iterations"], batch_real=rec["batch_real"],
+                                          condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)
                 log(f"{method:>12} ipc {ipc:>2} f{factor} {networks or '-':>6} {model:>8}: "
                     f"{rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} %")
 

@@ -19,8 +19,9 @@ For later sessions (--stages): ipc1-50 (the protocol at IPC 1 and 50), proxy (be
 s10c10-p4, dm and random of round 1, s30c30-p4 of round 3). Each gets what is left of --budget unless --box says.
 
 Records go to OUT (the environment variable OUT, or --out): gpu_check.json, speed.json, fashion_mnist.json,
-proxy_validity.json/.md/.png, ablation_fmnist.json and the combined log gpu_check.log (8 files at most).
-Back here, ``--collect DIR`` appends what a call brought back to benchmarks/results/ (de-duplicated).
+proxy_validity.json, ablation_fmnist.json and the combined log gpu_check.log (6 files at most).
+Back here, ``--collect DIR`` appends what a call brought back to benchmarks/results/ (de-duplicated); then
+``python benchmarks/report.py`` renders the docs' tables and figures from them.
 
     mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/   # before the call
     make gpu-check                                    # on the GPU machine; carry data/fashion-mnist
@@ -31,10 +32,8 @@ Back here, ``--collect DIR`` appends what a call brought back to benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,21 +43,19 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from _common import RESULTS, log
+from _common import RESULTS, ROOT, ResultsFile, log, portable
 
 from atom_plugin import device_name, resolve_device
 from atom_plugin.errors import ConfigError, DataError, DeviceError
-from atom_plugin.results import append_records, environment, read_records
+from atom_plugin.results import read_records
 from atom_plugin.runner import run_script
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DEFAULT_DATA = ROOT / "data" / "fashion-mnist"
 LOG = "gpu_check.log"
 STATUS = "gpu_check.json"
-# Record files that --collect merges into benchmarks/results/ (the .md/.png summaries beside them are copied).
+# Record files that --collect merges into benchmarks/results/.
 RECORD_FILES = (STATUS, "speed.json", "fashion_mnist.json", "proxy_validity.json", "ablation_fmnist.json")
-SUMMARIES = ("proxy_validity.md", "proxy_validity.png")
 # The tests marked `cuda` (stage cuda-tests); neither needs scikit-learn, which the GPU machine lacks.
 CUDA_TEST_FILES = ("test_cuda.py", "test_cuda_correctness.py")
 TEST_LINE = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b(.*)$")
@@ -164,7 +161,7 @@ def run_stage(stage: Stage, ctx: Context, box: float, log_path: Path) -> dict:
             if left <= 0:
                 status = "timeout"
                 break
-            commands.append(" ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in cmd))
+            commands.append(portable(" ".join(cmd)))
             logf.write(f"\n=== [{stage.name}] {commands[-1]}\n".encode())
             logf.flush()
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
@@ -250,8 +247,8 @@ def check(args) -> int:
     ctx = Context(sys.executable, out, work, data, str(dev), smoke)
     boxes = parse_boxes(args.box)
     stages = args.stages or (list(STAGES) if smoke else list(DEFAULT_STAGES))
-    status_file = out / STATUS
-    append_records(status_file, [dict(gpu_environment(dev), stages=stages, smoke=smoke, **environment(dev))])
+    status = ResultsFile(out / STATUS)
+    status.append(dict(gpu_environment(dev), stages=stages, smoke=smoke), dev)
     t_start, failed = time.monotonic(), 0
     for name in stages:
         stage = STAGES[name]
@@ -263,7 +260,7 @@ def check(args) -> int:
         else:
             log(f"[{name}] up to {box:.0f} s")
             rec = run_stage(stage, ctx, box, out / LOG)
-        append_records(status_file, [dict(rec, smoke=smoke, **environment(dev))])
+        status.append(dict(rec, smoke=smoke), dev)
         failed += rec["status"] != "ok"
         log(f"[{name}] {rec['status']} after {rec['seconds']:.0f} s; new records {rec.get('new_records', {})}"
             + (f"; tests {rec['tests']}" if rec.get("tests") else ""))
@@ -273,13 +270,13 @@ def check(args) -> int:
 
 def collect(folder: Path, results: Path = RESULTS) -> dict[str, int]:
     """Append the records a GPU call brought back (``folder``, searched recursively) to ``results``, skipping
-    records already there; copies the proxy-validity summaries. Returns new records per file.
+    records already there. Returns new records per file.
 
     Raises:
         ConfigError: ``folder`` holds no record file, comes from a ``--smoke-cpu`` run, or a record lacks the
             device / torch / date / command fields.
     """
-    found = {p.name: p for p in sorted(Path(folder).rglob("*")) if p.name in RECORD_FILES + SUMMARIES}
+    found = {p.name: p for p in sorted(Path(folder).rglob("*")) if p.name in RECORD_FILES}
     if not any(n in found for n in RECORD_FILES):
         raise ConfigError(f"`--collect` {folder} holds none of {', '.join(RECORD_FILES)}")
     if any(r.get("smoke") for r in read_records(found[STATUS])) if STATUS in found else False:
@@ -293,18 +290,8 @@ def collect(folder: Path, results: Path = RESULTS) -> dict[str, int]:
             missing = [k for k in ("device", "torch", "date", "command") if k not in r]
             if missing:
                 raise ConfigError(f"`--collect`: a record in {found[name]} lacks {', '.join(missing)}")
-        seen = {json.dumps(r, sort_keys=True) for r in read_records(results / name)}
-        fresh = []
-        for r in recs:
-            key = json.dumps(r, sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                fresh.append(r)
-        append_records(results / name, fresh)
-        added[name] = len(fresh)
-    for name in SUMMARIES:
-        if name in found:
-            shutil.copyfile(found[name], results / name)
+        added[name] = len(ResultsFile(results / name).append_new(dict(r, command=portable(r["command"]))
+                                                                 for r in recs))
     return added
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import torch
-from _common import RESULTS, log, record, set_threads
+from _common import ResultsFile, add_common_args, add_out_arg, log, set_threads
 
 from atom_plugin import build_model, load_dataset
 from atom_plugin.attention import attention_maps
@@ -26,16 +25,16 @@ from atom_plugin.loss import class_means
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None)
+    add_common_args(ap, device=False, compile=False)
     ap.add_argument("--ipc", type=int, default=10)
     ap.add_argument("--batch-real", type=int, default=64)
     ap.add_argument("--power", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--networks", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(RESULTS / "gradient_balance.json"))
+    add_out_arg(ap, "gradient_balance.json")
     args = ap.parse_args()
     set_threads()
+    results = ResultsFile(args.out)
     torch.manual_seed(args.seed)
     train = load_dataset("fashion-mnist", args.data_root, split="train")
     k = train.num_classes
@@ -65,7 +64,7 @@ def main() -> None:
                 (grad,) = torch.autograd.grad(loss, syn, retain_graph=True)
                 per_term.setdefault(name, []).append((loss.item(), grad.norm().item()))
         for name, vals in per_term.items():
-            rec = record(Path(args.out), dict(
+            rec = results.append(dict(
                 benchmark="gradient_balance", dataset="fashion-mnist", ipc=args.ipc, batch_real=args.batch_real,
                 power=power, term=name, networks=args.networks, seed=args.seed,
                 loss_mean=statistics.mean(v for v, _ in vals), grad_norm_mean=statistics.mean(g for _, g in vals)),

@@ -20,14 +20,14 @@ Protocol (after DC's and DataDAM's NAS experiments; DataDAM, ICCV 2023, Sec. 4.4
     time), and amortised (condensation excluded: one proxy serves many searches).
 
 No NNI here: the candidates are built by the core ConvNet factory over the same space
-(``atom_plugin.integrations.nni.space``), so it runs on any machine with torch and SciPy (Spearman rho); the plot
-needs matplotlib and is skipped without it.
+(``atom_plugin.integrations.nni.space``), so it runs on any machine with torch and SciPy (Spearman rho).
 
 Resumable: each candidate's result goes to a JSON-lines cache (--cache-dir/candidates.jsonl) as soon as it is
 measured; a rerun with the same settings skips what is there. Condensed proxies are cached there too.
 
-Outputs: records appended to benchmarks/results/proxy_validity.json (quick: proxy_validity_quick.json), a
-Markdown summary and a scatter plot (proxy vs full validation accuracy) next to it.
+Outputs: one record per proxy appended to benchmarks/results/proxy_validity.json (quick: proxy_validity_quick.json),
+each with its per-candidate validation accuracies (``candidates``); ``python benchmarks/report.py`` renders them
+(the table, the per-architecture accuracies and a scatter plot of proxy vs full validation accuracy) in docs/nni.md.
 
   GPU study:  python benchmarks/proxy_validity.py --device cuda --data-root DATA --ipc 10 50 --num-archs 100 \\
                   --proxy-epochs 300 --full-epochs 20 --iterations 8000
@@ -36,20 +36,17 @@ Markdown summary and a scatter plot (proxy vs full validation accuracy) next to 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
-import torch
-
-from _common import RESULTS, done_keys, log, set_threads
+from _common import (RESULTS, CandidateCache, ResultsFile, add_budget_args, add_out_arg, cached_set, log,
+                     set_threads, stamp)
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, validation_split
 from atom_plugin import device_name, resolve_device
 from atom_plugin.data import VAL_SIZE
 from atom_plugin.runner import run_script
-from atom_plugin.results import append_records, environment, markdown_table, records_table
 
 try:  # the installed package is the one way in (these modules need no NNI)
     from atom_plugin.integrations.nni import data as nni_data, space as nni_space, stats, train as nni_train
@@ -62,7 +59,7 @@ except ModuleNotFoundError as exc:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None)
+    add_budget_args(ap, iterations="default 8000; quick 3")  # also --data-root, --device, --seed, --compile
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--ipc", type=int, nargs="+", default=None, help="proxy sizes (default 10 50; quick 2)")
     ap.add_argument("--atom-proxy", nargs="*", default=[], help="condensed .safetensors files to use instead of "
@@ -75,20 +72,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
-    ap.add_argument("--iterations", type=int, default=None, help="condensation iterations (default 8000; quick 3)")
-    ap.add_argument("--batch-real", type=int, default=64)
     ap.add_argument("--val-size", type=int, default=None, help=f"validation images (default {VAL_SIZE}; quick: a fifth)")
     ap.add_argument("--full-subsample", type=int, default=None, help="real images per class standing in for the "
                     "full data (default all; quick 16)")
-    ap.add_argument("--seed", type=int, default=0, help="training seed (the same for every candidate)")
     ap.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default 1000; quick 100)")
     ap.add_argument("--top-frac", type=float, default=0.2)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", action="store_true")
     ap.add_argument("--download", action="store_true")
     ap.add_argument("--cache-dir", default=None, help="default runs/proxy_validity (quick: runs/proxy_validity_quick)")
-    ap.add_argument("--out", default=None, help="records file (default benchmarks/results/proxy_validity.json; "
-                    "quick: proxy_validity_quick.json); the .md and .png go beside it")
+    add_out_arg(ap, None, "default benchmarks/results/proxy_validity.json; quick: proxy_validity_quick.json")
     ap.add_argument("--quick", action="store_true", help="CPU-sized check: 6 architectures, 2/1 epochs, ipc 2, "
                     "3 condensation iterations with a width-16 network, 16 real images per class as 'full' data")
     args = ap.parse_args(argv)
@@ -108,31 +99,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 RECORD_KEY = ("dataset", "proxy", "ipc", "proxy_size", "num_architectures", "arch_seed", "train_seed", "proxy_epochs",
               "full_epochs", "full_train_size", "val_size", "iterations", "lr", "weight_decay", "batch_size", "device",
               "quick")
-
-
-class Cache:
-    """Per-candidate results, one JSON object per line, appended and flushed as soon as measured."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    e = json.loads(line)
-                    self.entries[e["key"]] = e
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a line cut by an interruption
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def get(self, key: str) -> dict | None:
-        return self.entries.get(key)
-
-    def put(self, entry: dict) -> None:
-        self.entries[entry["key"]] = entry
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-            f.flush()
 
 
 def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
@@ -160,23 +126,20 @@ def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
                 tag = f"atom-ipc{ipc}-it{args.iterations}-br{args.batch_real}-s{args.seed}-n{len(split)}" + \
                       ("-w16" if width else "")
                 path = cache_dir / f"{tag}.safetensors"
-                if path.exists():
-                    s = CondensedDataset.load(path)
-                    log(f"proxy atom ipc {ipc}: cached {path} ({s.provenance.get('seconds')} s to condense)")
-                else:
-                    t0 = time.perf_counter()
+                cached = path.exists()
+
+                def make(ipc=ipc, width=width) -> CondensedDataset:
                     # plain images and random networks: the proxies the recorded study measured (a factorised
                     # proxy trains on 4x the samples per epoch, a different cost/fidelity point)
                     cfg = ATOMConfig(preset="atom", ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
                                      factor=1, networks="random", **width)
                     s = condense(split, cfg, device=dev, seed=args.seed, compile=args.compile)
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize(dev)
-                    s.provenance["seconds"] = round(time.perf_counter() - t0, 2)
                     s.provenance["condensed_on"] = device_name(dev)
-                    s.save(path)
-                    log(f"proxy atom ipc {ipc}: condensed in {s.provenance['seconds']} s -> {path}")
-                atom_sets.append((s, s.provenance.get("seconds")))
+                    return s
+
+                s, seconds = cached_set(path, make, dev)
+                log(f"proxy atom ipc {ipc}: {'cached' if cached else 'condensed'} {path} ({seconds:.1f} s to condense)")
+                atom_sets.append((s, round(seconds, 2)))
         out += [dict(proxy="atom", ipc=s.ipc, data=s, make_seconds=sec) for s, sec in atom_sets]
     ipcs = [s.ipc for s, _ in atom_sets] if atom_sets else list(args.ipc)
     if "random" in args.proxies:
@@ -196,7 +159,7 @@ def _fingerprint(data) -> str:
     return _FINGERPRINTS[id(data)]
 
 
-def measure(cache: Cache, kind: str, arch: dict, data, val_or_test, args, dev, epochs: int, tag: str) -> dict:
+def measure(cache: CandidateCache, kind: str, arch: dict, data, val_or_test, args, dev, epochs: int, tag: str) -> dict:
     """Train ``arch`` on ``data`` and measure accuracy (%) on ``val_or_test``, or return the cached result.
     The cache key holds the training set's fingerprint, the architecture, the training settings and the device."""
     key = "|".join(str(v) for v in (kind, tag, _fingerprint(data), nni_space.arch_key(arch), epochs, args.lr,
@@ -229,75 +192,12 @@ def _r(x, nd: int = 4):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
-def scatter_plot(path: Path, groups: list[tuple[str, list[float], list[float], float | None]], full_epochs: int,
-                 proxy_epochs: int) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no scatter plot (pip install matplotlib)")
-        return False
-    ipcs = sorted({g[0].split(" ipc ")[1] for g in groups}, key=int)
-    fig, axes = plt.subplots(1, len(ipcs), figsize=(5 * len(ipcs), 4.5), squeeze=False)
-    for ax, ipc in zip(axes[0], ipcs):
-        for (label, proxy_acc, full_acc, rho), marker in zip([g for g in groups if g[0].endswith(f" ipc {ipc}")],
-                                                              "oxs^"):
-            rho_s = "n/a" if rho is None else f"{rho:.2f}"
-            ax.scatter(full_acc, proxy_acc, marker=marker, alpha=0.7, label=f"{label.split(' ipc')[0]} (ρ = {rho_s})")
-        ax.set_xlabel(f"validation accuracy, trained on full data ({full_epochs} ep), %")
-        ax.set_ylabel(f"validation accuracy, trained on proxy ({proxy_epochs} ep), %")
-        ax.set_title(f"IPC {ipc}")
-        ax.legend(loc="lower right", fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def write_markdown(path: Path, records: list[dict], per_arch: dict, archs: list[dict], args, plot: Path | None) -> None:
-    cols = [("proxy", "proxy"), ("IPC", "ipc"), ("archs", "num_architectures"), ("ρ all", "spearman_all"),
-            ("95 % CI", "spearman_all_ci"), ("ρ top 20 %", "spearman_top20"), ("95 % CI ", "spearman_top20_ci"),
-            ("top pick", "top_pick"), ("its test acc. %", "top_pick_full_accuracy"),
-            ("best test acc. %", "best_full_accuracy"), ("s / candidate", "seconds_per_candidate"),
-            ("total s", "seconds_total"), ("speed-up", "speedup_vs_full"), ("amortised", "speedup_vs_full_amortised")]
-    def show(v):
-        if v is None:
-            return "—"
-        if isinstance(v, list):
-            return "—" if all(x is None for x in v) else "[" + ", ".join(show(x) for x in v) + "]"
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    shown = [{k: show(v) for k, v in r.items()} for r in records]
-    r0 = records[0]
-    lines = [
-        "# Proxy validity (Fashion-MNIST, ConvNet search space)", "",
-        f"{r0['num_architectures']} architectures sampled (seed {args.arch_seed}) from the 720-variant ConvNet space; "
-        f"trained on each proxy for {args.proxy_epochs} epochs and on the full {r0['full_train_size']}-image training "
-        f"split for {args.full_epochs} epochs (SGD lr {args.lr}, momentum 0.9, wd {args.weight_decay}, batch "
-        f"{args.batch_size}, DSA, seed {args.seed}); ranked by accuracy on {r0['val_size']} held-out validation "
-        f"images. ρ = Spearman (top 20 % = the best fifth by full-data accuracy); 95 % percentile-bootstrap "
-        f"intervals over candidates ({args.bootstrap} resamples). Test accuracies: the full-data networks of the "
-        f"top picks only (retrained, tested once). Speed-up = full-data search time / (proxy search time + "
-        f"condensation); amortised = condensation excluded." + (" **Quick CPU check, not a result.**" if args.quick else ""),
-        "", records_table(shown, cols), "",
-        f"Device: {r0['device']}; torch {r0['torch']}; {r0['date']}. Command: `{r0['command']}`", ""]
-    if plot is not None:
-        lines += [f"![proxy vs full validation accuracy]({plot.name})", ""]
-    order = sorted(range(len(archs)), key=lambda i: -per_arch.get("full", [0] * len(archs))[i])
-    rows = [[nni_space.arch_key(archs[i])] + [f"{v[i]:.2f}" for v in per_arch.values()] for i in order]
-    lines += ["## Per architecture (validation accuracy, %)", "", markdown_table(["architecture", *per_arch], rows)]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     set_threads()
     dev = resolve_device(args.device)
     cache_dir = Path(args.cache_dir)
-    cache = Cache(cache_dir / "candidates.jsonl")
+    cache = CandidateCache(cache_dir / "candidates.jsonl")
     t_start = time.perf_counter()
 
     full_train = load_dataset(args.dataset, args.data_root, split="train", download=args.download)
@@ -334,10 +234,12 @@ def main(argv=None) -> list[dict]:
                 for i in picks}
 
     full_total = sum(e["seconds"] for e in full_res)
-    env = environment(dev)
+    env = stamp(dev)
+    names = [nni_space.arch_key(a) for a in archs]
     records = []
     for p, s in zip(proxies, summaries):
-        res = proxy_res[f"{p['proxy']} ipc {p['ipc']}"]
+        label = f"{p['proxy']} ipc {p['ipc']}"
+        res = proxy_res[label]
         search = sum(e["seconds"] for e in res)
         make = p["make_seconds"]
         total = search + (make or 0.0)
@@ -357,7 +259,8 @@ def main(argv=None) -> list[dict]:
             val_size=len(val), arch_seed=args.arch_seed, train_seed=args.seed, lr=args.lr,
             weight_decay=args.weight_decay, batch_size=args.batch_size,
             iterations=args.iterations if p["proxy"] == "atom" and not args.atom_proxy else None,
-            quick=args.quick, **env))
+            bootstrap=args.bootstrap, quick=args.quick, candidates=[list(c) for c in zip(names, per_arch[label])],
+            **env))
     if "full" in args.proxies:
         records.append(dict(
             dataset=args.dataset, proxy="full", ipc=None, spearman_all=1.0, spearman_top20=1.0,
@@ -369,26 +272,18 @@ def main(argv=None) -> list[dict]:
             speedup_vs_full=1.0, speedup_vs_full_amortised=1.0, proxy_epochs=args.full_epochs,
             full_epochs=args.full_epochs, full_train_size=len(train), val_size=len(val), arch_seed=args.arch_seed,
             train_seed=args.seed, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-            quick=args.quick, **env))
-    out = Path(args.out)
-    done = done_keys(out, RECORD_KEY)
-    fresh = [r for r in records if tuple(str(r.get(k)) for k in RECORD_KEY) not in done]
+            bootstrap=args.bootstrap, quick=args.quick, candidates=[list(c) for c in zip(names, full_acc)], **env))
+    results = ResultsFile(args.out, RECORD_KEY)
+    fresh = results.append_new(records)
     if len(fresh) < len(records):
-        log(f"{len(records) - len(fresh)} record(s) with the same settings are already in {out}; not appended again")
-    append_records(out, fresh)
-    plot = out.with_suffix(".png")
-    groups = [(label, per_arch[label], full_acc, next(r["spearman_all"] for r in records
-                                                       if f"{r['proxy']} ipc {r['ipc']}" == label))
-              for label in per_arch if label != "full"]
-    has_plot = bool(groups) and scatter_plot(plot, groups, args.full_epochs, args.proxy_epochs)
-    write_markdown(out.with_suffix(".md"), records, per_arch, archs, args, plot if has_plot else None)
+        log(f"{len(records) - len(fresh)} record(s) with the same settings are already in {results.path}; not "
+            "appended again")
     for r in records:
         log(f"{r['proxy']:6s} ipc {r['ipc']}: rho all {r['spearman_all']} (CI {r.get('spearman_all_ci')}), top 20 % "
             f"{r['spearman_top20']}; top pick {r['top_pick']} -> test {r['top_pick_full_accuracy']} % vs best "
             f"{r['best_full_accuracy']} %; {r['seconds_per_candidate']} s/candidate, speed-up {r['speedup_vs_full']} "
             f"(amortised {r['speedup_vs_full_amortised']})")
-    log(f"wrote {out}, {out.with_suffix('.md')}" + (f", {plot}" if has_plot else "") +
-        f" in {time.perf_counter() - t_start:.1f} s")
+    log(f"wrote {results.path} in {time.perf_counter() - t_start:.1f} s; tables and plot: python benchmarks/report.py")
     return records
 
 

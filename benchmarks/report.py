@@ -1,8 +1,8 @@
-"""Regenerate the result tables in README.md and docs/*.md from benchmarks/results/*.json (and the .md summaries
-that the Avalanche and proxy-validity benchmarks write beside their JSON).
+"""Every Markdown table and figure of the docs, rendered from the records in benchmarks/results/*.json.
 
-Tables live between markers ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; everything between
-them is replaced, nothing else is touched. Run after any benchmark:
+Tables live between markers ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in README.md and docs/*.md;
+everything between them is replaced, nothing else is touched. Figures go to docs/figures/. The benchmark scripts
+write records only; run this after any of them:
 
     python benchmarks/report.py
 """
@@ -13,31 +13,35 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from atom_plugin.runner import run_script
+from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
+from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
+
 from atom_plugin import ATOMConfig
 from atom_plugin.config import PUBLISHED_DEFAULTS, preset_defaults
-from atom_plugin.results import read_records, records_table
+from atom_plugin.integrations.avalanche import MEMORY_NOTE, METHODS as AVALANCHE_METHODS
+from atom_plugin.results import markdown_table, read_records, records_table
+from atom_plugin.runner import run_script
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 CONDENSED = ("atom", "dm", "datadam")  # methods whose records carry factor, networks and the images' lr
+DRAW = True  # False: figures are linked, not drawn (the golden tests)
+
+
+def _figure(name: str, alt: str, draw) -> str:
+    """``![alt](figures/NAME)`` (links are written from docs/) after ``draw(plt, path)`` has drawn it; "" when
+    matplotlib is missing or ``draw`` returns False (nothing to plot)."""
+    path = FIGURES / name
+    if DRAW:
+        plt = pyplot(name)
+        if plt is None:
+            return ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if draw(plt, path) is False:
+            return ""
+    return f"![{alt}](figures/{name})"
 
 
 def _fmt_acc(r: dict) -> str:
     return f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
-
-
-def _provenance(records: list[dict]) -> str:
-    """One line naming devices, torch versions, dates and commands of the records shown."""
-    if not records:
-        return "_no results yet_"
-    devices = sorted({r.get("device", "?") for r in records})
-    torches = sorted({r.get("torch", "?") for r in records})
-    dates = sorted(r.get("date", "?")[:10] for r in records)
-    cmds = sorted({r.get("command", "?") for r in records})
-    lines = [f"Device: {', '.join(devices)}; torch {', '.join(torches)}; dates {dates[0]} to {dates[-1]}.",
-             "Written by:"] + [f"`{c}`" for c in cmds]
-    return "\n".join(lines[:1]) + "\n\n" + "<br>".join(lines[1:])
 
 
 def _parametrisation(r: dict) -> tuple[int, str | None]:
@@ -81,25 +85,17 @@ def protocol_table() -> str:
     table = records_table(recs, [("IPC", "ipc"), ("method", "method"), ("factor", "factor"), ("networks", "nets"),
                                   ("image lr", "lr"), ("model", "model"), ("test acc. %", "acc"), ("budget", "budget"),
                                   ("device", "device")])
-    figure = _ipc_figure([r for r in recs if r["model"] == "convnet"], RESULTS / "fashion_mnist_ipc.png")
-    link = f"\n\n![test accuracy against IPC](benchmarks/results/{figure.name})" if figure else ""
-    return table + link + "\n\n" + _targets(recs) + "\n\n" + _provenance(recs)
+    figure = _ipc_figure([r for r in recs if r["model"] == "convnet"])
+    return table + (f"\n\n{figure}" if figure else "") + "\n\n" + _targets(recs) + "\n\n" + provenance(recs)
 
 
-def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
-    """A matplotlib plot of test accuracy (mean ± std, %) against IPC, one line for the ``atom`` default (its per-IPC
-    choices) and one per other method/factor/networks/lr; None without matplotlib. One budget only: the most
-    common (iterations, networks x epochs) of the condensed sets, with the baselines evaluated alike."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+def _ipc_figure(recs: list[dict]) -> str:
+    """The link to a plot of test accuracy (mean ± std, %) against IPC, one line for the ``atom`` default (its
+    per-IPC choices) and one per other method/factor/networks/lr. One budget only: the most common (iterations,
+    networks x epochs) of the condensed sets, with the baselines evaluated alike. "" when nothing is condensed."""
     budgets = Counter((r["iterations"], r["num_models"], r["eval_epochs"]) for r in recs if r["iterations"])
     if not budgets:
-        return None
+        return ""
     its, models, epochs = budgets.most_common(1)[0][0]
     recs = [r for r in recs if r["iterations"] in (0, its) and (r["num_models"], r["eval_epochs"]) == (models, epochs)]
     series: dict[str, list[dict]] = {}
@@ -113,22 +109,26 @@ def _ipc_figure(recs: list[dict], path: Path) -> Path | None:
             name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
                 f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'})"
         series.setdefault(name, []).append(r)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for i, (name, rs) in enumerate(sorted(series.items())):
-        rs = sorted(rs, key=lambda r: r["ipc"])
-        ax.errorbar([r["ipc"] for r in rs], [r["accuracy_mean"] for r in rs], yerr=[r["accuracy_std"] for r in rs],
-                    marker="o", capsize=3, label=name, linestyle="-" if i < 10 else "--")  # 10 colours, then dashed
-    ax.set_xscale("log")
-    ax.set_xticks([1, 10, 50], labels=["1", "10", "50"])
-    ax.set_xlabel("IPC (stored images per class)")
-    ax.set_ylabel("test accuracy, %")
-    ax.set_title(f"Fashion-MNIST, ConvNet-3 ({its} it; {models} × {epochs} ep)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+
+    def draw(plt, path: Path) -> None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+        for i, (name, rs) in enumerate(sorted(series.items())):
+            rs = sorted(rs, key=lambda r: r["ipc"])
+            ax.errorbar([r["ipc"] for r in rs], [r["accuracy_mean"] for r in rs],
+                        yerr=[r["accuracy_std"] for r in rs], marker="o", capsize=3, label=name,
+                        linestyle="-" if i < 10 else "--")  # 10 colours, then dashed
+        ax.set_xscale("log")
+        ax.set_xticks([1, 10, 50], labels=["1", "10", "50"])
+        ax.set_xlabel("IPC (stored images per class)")
+        ax.set_ylabel("test accuracy, %")
+        ax.set_title(f"Fashion-MNIST, ConvNet-3 ({its} it; {models} × {epochs} ep)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    return _figure("fashion_mnist_ipc.png", "test accuracy against IPC", draw)
 
 
 # The quality issue's targets: the default (atom at its per-IPC factor and networks) minus today's dm (factor 1,
@@ -229,7 +229,7 @@ def ablation_table() -> str:
                                   ("w_s / w_c / w_e / p / layers", "loss"), ("matching net (norm, networks)", "net"),
                                   ("val. acc. %", "acc"), ("− dm, paired", "vs_dm"),
                                   ("final loss", "fl"), ("budget", "budget"), ("condense s", "condense_seconds")])
-    return table + "\n\n" + _provenance(recs)
+    return table + "\n\n" + provenance(recs)
 
 
 def speed_ms(r: dict) -> tuple[float, str]:
@@ -262,53 +262,310 @@ def speed_table() -> str:
     note = ("ms/iter: records with `ms_per_iter` time blocks of iterations with one synchronisation per block "
             "(median block; spread = min–max over blocks); older records time single synchronised iterations "
             "(median; spread = p10–p90).")
-    return table + "\n\n" + note + "\n\n" + _provenance(rows)
+    return table + "\n\n" + note + "\n\n" + provenance(rows)
 
 
-def _embedded(stem: str, what: str) -> str:
-    """The Markdown summary a benchmark wrote beside its JSON: the full budget if there is one, else the reduced
-    CPU budget, else the quick check -- each labelled."""
-    candidates = (
-        (stem, ""),
-        (f"{stem}_cpu", "**Reduced CPU budget, not the full recipe** (2 CPU cores; smaller networks and fewer "
-                        "epochs and iterations than the GPU recipe, so not comparable with full-budget numbers).\n\n"),
-        (f"{stem}_quick", "**Quick CPU check, not a result** (tiny budget; it shows the pipeline runs end to end, "
-                          "not how well the method works).\n\n"),
-    )
-    for name, label in candidates:
-        md = RESULTS / f"{name}.md"
-        if md.exists():
-            body = md.read_text().strip()
-            body = re.sub(r"^# .*\n+", "", body)  # its own title: the surrounding document has one
-            body = re.sub(r"\]\(([^)/:]+\.png)\)", r"](../benchmarks/results/\1)", body)  # links from docs/
-            return f"{label}From [`benchmarks/results/{md.name}`](../benchmarks/results/{md.name}):\n\n{body}"
-    return f"_no results yet: run {what}_"
+# -- continual learning (benchmarks/avalanche_replay.py) -------------------------------------------------------------
+
+# The record files of a benchmark, best first: the full budget, else the reduced CPU budget, else the quick check.
+BUDGET_FILES = (
+    ("", ""),
+    ("_cpu", "**Reduced CPU budget, not the full recipe** (2 CPU cores; smaller networks and fewer epochs and "
+             "iterations than the GPU recipe, so not comparable with full-budget numbers).\n\n"),
+    ("_quick", "**Quick CPU check, not a result** (tiny budget; it shows the pipeline runs end to end, not how well "
+               "the method works).\n\n"),
+)
+_BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
+                 "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
+
+
+def _best_file(stem: str) -> tuple[Path, str, list[dict]] | None:
+    """(path, label, records) of the first of :data:`BUDGET_FILES` that holds records, or None."""
+    for suffix, label in BUDGET_FILES:
+        path = RESULTS / f"{stem}{suffix}.json"
+        recs = read_records(path)
+        if recs:
+            return path, label, recs
+    return None
+
+
+def _budget_heading(budget: str, recs: list[dict]) -> str:
+    """``### budget: NAME (note: sizes) -- memory variant``, the sizes read from the recipe stored with the records."""
+    factor, dsa = variant(recs[0])
+    memory = (f" — ATOM memories: {'factor per the per-IPC table' if factor == 'table' else 'factor ' + factor}; "
+              f"memory DSA {'on' if dsa else 'off'}")
+    if budget == "full":
+        return "### budget: full" + memory
+    rc = recs[0].get("recipe") or {}
+    sizes = (f"width {rc.get('width')}, {rc.get('train_epochs')} epoch(s) per experience, GDumb "
+             f"{rc.get('gdumb_epochs')} epochs, {rc.get('condense_iterations')} condensation iterations with "
+             f"{rc.get('condense_batch_real')} real images/class") if rc else ""
+    return f"### budget: {budget} ({_BUDGET_NOTES.get(budget, 'reduced')}{': ' + sizes if sizes else ''})" + memory
+
+
+def _method_order(method: str) -> int:
+    return AVALANCHE_METHODS.index(method) if method in AVALANCHE_METHODS else 99
+
+
+def avalanche_table_records(records: list[dict], budget: str, var: tuple[str, bool]) -> list[dict]:
+    """The records of one table: the ATOM methods of memory variant ``var``; the real-sample methods (no factor)
+    run with the same memory DSA, one record per (memory, method, seed), those of ``var`` itself first."""
+    recs = [r for r in records if r.get("budget", "full") == budget and
+            (variant(r) == var if r["method"].startswith("atom") else variant(r)[1] == var[1])]
+    recs.sort(key=lambda r: variant(r) != var)
+    seen, out = set(), []
+    for r in recs:
+        k = (int(r["memory"]), r["method"], r["seed"])
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
+def _paired_lines(recs: list[dict], budget: str) -> list[str]:
+    """``ours - ref`` per memory, paired by seed (mean ± std over the seeds both have), against the targets."""
+    acc = {(int(r["memory"]), r["method"], r["seed"]): r["final_avg_accuracy"] for r in recs
+           if r.get("final_avg_accuracy") is not None}
+    lines = []
+    for mem in sorted({m for m, _, _ in acc}):
+        for i, (ours, ref) in enumerate(PAIRS):
+            diffs = [acc[(mem, ours, s)] - acc[(mem, ref, s)] for (m, meth, s) in sorted(acc, key=str)
+                     if m == mem and meth == ours and (mem, ref, s) in acc]
+            if not diffs:
+                continue
+            goals = [(name, t[mem][i]) for name, t in (("full recipe", AVALANCHE_TARGETS["full"]),
+                                                       ("CPU recipe", AVALANCHE_TARGETS["cpu"]))
+                     if mem in t and (name == "full recipe" or budget == "cpu")]
+            verdict = "; ".join(f"{name} target {g:+.0f}: {'met' if statistics.mean(diffs) >= g else 'missed'}"
+                                for name, g in goals)
+            spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+            lines.append(f"- memory {mem}: {ours} − {ref} = {statistics.mean(diffs):+.2f}{spread} points over "
+                         f"{len(diffs)} seed(s), paired by seed" + (f" ({verdict})" if verdict else ""))
+    return lines
+
+
+def _dsa_lines(records: list[dict], budget: str, var: tuple[str, bool]) -> list[str]:
+    """For a table with memory DSA on: each method's ``on - off`` final average accuracy per memory, paired by seed
+    (the off run of an ATOM method has the table's factor; a real-sample method's has no factor)."""
+    if not var[1]:
+        return []
+    on = {(int(r["memory"]), r["method"], r["seed"]): r["final_avg_accuracy"]
+          for r in avalanche_table_records(records, budget, var) if r.get("final_avg_accuracy") is not None}
+    off = {(int(r["memory"]), r["method"], r["seed"]): r["final_avg_accuracy"]
+           for r in avalanche_table_records(records, budget, (var[0], False))
+           if r.get("final_avg_accuracy") is not None}
+    lines = []
+    for mem, method in sorted({(m, meth) for m, meth, _ in on}, key=lambda k: (k[0], _method_order(k[1]))):
+        diffs = [on[k] - off[k] for k in sorted(on) if k[:2] == (mem, method) and k in off]
+        if diffs:
+            spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+            lines.append(f"- memory {mem}: {method} {statistics.mean(diffs):+.2f}{spread} points over {len(diffs)} "
+                         f"seed(s), paired by seed")
+    return lines
+
+
+def avalanche_markdown(records: list[dict], figure: str = "") -> str:
+    """Mean ± std over seeds per (memory, method), one table per budget and ATOM memory variant (the real-sample
+    methods, which have no factor, appear in every table of their memory DSA), the paired-by-seed differences
+    against the targets, one provenance line per table, and ``figure`` (a Markdown image) when given."""
+    records = [r for r in records if r.get("benchmark") == AVALANCHE]
+    if not records:
+        return "_no results yet_"
+    lines: list[str] = []
+    atom = [r for r in records if r["method"].startswith("atom")] or records
+    for budget, var in sorted({(r.get("budget", "full"), variant(r)) for r in atom}):
+        recs = avalanche_table_records(records, budget, var)
+        groups: dict[tuple[int, str], list[dict]] = {}
+        for r in recs:
+            groups.setdefault((int(r["memory"]), r["method"]), []).append(r)
+        rows = []
+        for mem, method in sorted(groups, key=lambda k: (k[0], _method_order(k[1]))):
+            rs = groups[(mem, method)]
+            acc = [r["final_avg_accuracy"] for r in rs if r.get("final_avg_accuracy") is not None]
+            fgt = [r["avg_forgetting"] for r in rs if r.get("avg_forgetting") is not None]
+            cs = [r["condense_seconds"] for r in rs] if method.startswith("atom") else []
+            rows.append([mem, method, len(rs), mean_std(acc), mean_std(fgt), mean_std(cs) if cs else "-"])
+        lines += [_budget_heading(budget, [r for r in recs if variant(r) == var] or recs), "", MEMORY_NOTE, "",
+                  markdown_table(["memory (stored images)", "method", "seeds", "final avg accuracy (%)",
+                                  "avg forgetting (%)", "condensation (s)"], rows)]
+        targets = _paired_lines(recs, budget)
+        if targets:
+            lines += ["", "Final average accuracy, ATOM method − its real-sample counterpart:", "", *targets]
+        dsa = _dsa_lines(records, budget, var)
+        if dsa:
+            lines += ["", "Final average accuracy, memory DSA on − off (same method, memory and seed):", "", *dsa]
+        lines += ["", provenance(recs), ""]
+    if figure:
+        lines += [figure, ""]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _avalanche_figure(records: list[dict], name: str) -> str:
+    """Accuracy on the classes seen after each experience (mean over seeds), one line per method, one panel per
+    memory (and budget and variant): the link, or "" when there is nothing to plot."""
+    panels = sorted({(r.get("budget", "full"), variant(r), int(r["memory"])) for r in records if r.get("acc_curve")})
+    if not panels:
+        return ""
+
+    def draw(plt, path: Path) -> None:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+        for ax, (budget, var, mem) in zip(axes[0], panels):
+            for method in AVALANCHE_METHODS:
+                curves = [r["acc_curve"] for r in records if r["method"] == method and int(r["memory"]) == mem
+                          and r.get("budget", "full") == budget and variant(r) == var and r.get("acc_curve")]
+                if not curves:
+                    continue
+                n = min(len(c) for c in curves)
+                mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
+                ax.plot(range(1, n + 1), mean, marker="o", label=method, color=f"C{_method_order(method)}",
+                        linestyle="-" if method.startswith("atom") else "--")
+            tags = ([f"{budget} budget"] if budget != "full" else []) + \
+                ([f"factor {var[0]}"] if var[0] != "1" else []) + (["memory DSA"] if var[1] else [])
+            ax.set_title(f"memory {mem}" + (f" ({', '.join(tags)})" if tags else ""), fontsize=9)
+            ax.set_xlabel("experiences trained")
+            ax.set_ylabel("accuracy on seen classes (%)")
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+        axes[0][-1].legend(fontsize=8)
+        fig.suptitle(AVALANCHE)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(name, "accuracy on the classes seen after each experience", draw)
 
 
 def avalanche_section() -> str:
-    return _embedded("avalanche_splitfmnist", "benchmarks/avalanche_replay.py")
+    found = _best_file("avalanche_splitfmnist")
+    if found is None:
+        return "_no results yet: run benchmarks/avalanche_replay.py_"
+    path, label, recs = found
+    recs = [r for r in recs if r.get("benchmark") == AVALANCHE]
+    figure = _avalanche_figure(recs, path.with_suffix(".png").name)
+    return f"{label}From `benchmarks/results/{path.name}`:\n\n{avalanche_markdown(recs, figure)}"
+
+
+# -- proxy validity (benchmarks/proxy_validity.py) -------------------------------------------------------------------
+
+_PROXY_COLUMNS = [("proxy", "proxy"), ("IPC", "ipc"), ("archs", "num_architectures"), ("ρ all", "spearman_all"),
+                  ("95 % CI", "spearman_all_ci"), ("ρ top 20 %", "spearman_top20"), ("95 % CI ", "spearman_top20_ci"),
+                  ("top pick", "top_pick"), ("its test acc. %", "top_pick_full_accuracy"),
+                  ("best test acc. %", "best_full_accuracy"), ("s / candidate", "seconds_per_candidate"),
+                  ("total s", "seconds_total"), ("speed-up", "speedup_vs_full"),
+                  ("amortised", "speedup_vs_full_amortised")]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, list):
+        return "—" if all(x is None for x in v) else "[" + ", ".join(_cell(x) for x in v) + "]"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _proxy_label(r: dict) -> str:
+    return "full" if r["proxy"] == "full" else f"{r['proxy']} ipc {r['ipc']}"
+
+
+def proxy_validity_markdown(records: list[dict], figure: str = "") -> str:
+    """The proxy-validity study's records as a description, one table (a row per proxy), the provenance line,
+    ``figure`` when given, and the per-architecture validation accuracies of the last run whose records hold them
+    (``candidates``: ``[[architecture, accuracy %], ...]``)."""
+    if not records:
+        return "_no results yet_"
+    r0 = records[0]
+    resamples = f" ({r0['bootstrap']} resamples)" if r0.get("bootstrap") else ""
+    lines = [
+        f"{r0['num_architectures']} architectures sampled (seed {r0['arch_seed']}) from the 720-variant ConvNet "
+        f"space; trained on each proxy for {r0['proxy_epochs']} epochs and on the full {r0['full_train_size']}-image "
+        f"training split for {r0['full_epochs']} epochs (SGD lr {r0['lr']}, momentum 0.9, wd {r0['weight_decay']}, "
+        f"batch {r0['batch_size']}, DSA, seed {r0['train_seed']}); ranked by accuracy on {r0['val_size']} held-out "
+        f"validation images. ρ = Spearman (top 20 % = the best fifth by full-data accuracy); 95 % percentile-"
+        f"bootstrap intervals over candidates{resamples}. Test accuracies: the full-data networks of the top picks "
+        f"only (retrained, tested once). Speed-up = full-data search time / (proxy search time + condensation); "
+        f"amortised = condensation excluded." + (" **Quick CPU check, not a result.**" if r0.get("quick") else ""),
+        "", records_table([{k: _cell(v) for k, v in r.items()} for r in records], _PROXY_COLUMNS), "",
+        provenance(records)]
+    if figure:
+        lines += ["", figure]
+    last = _last_run_with_candidates(records)
+    if last:
+        accs = {_proxy_label(r): dict(map(tuple, r["candidates"])) for r in last}
+        full = accs.get("full", {})
+        archs = sorted(next(iter(accs.values())), key=lambda a: -full.get(a, 0.0))
+        rows = [[a, *(f"{accs[label][a]:.2f}" if a in accs[label] else "—" for label in accs)] for a in archs]
+        lines += ["", "### Per architecture (validation accuracy, %)", "",
+                  markdown_table(["architecture", *accs], rows)]
+    return "\n".join(lines)
+
+
+def _last_run_with_candidates(records: list[dict]) -> list[dict]:
+    """The records of the last run (one command at one date) whose records hold per-candidate accuracies."""
+    runs = [r for r in records if r.get("candidates")]
+    if not runs:
+        return []
+    last = (runs[-1].get("command"), runs[-1].get("date"))
+    return [r for r in runs if (r.get("command"), r.get("date")) == last]
+
+
+def _proxy_figure(records: list[dict], name: str) -> str:
+    """Proxy against full validation accuracy per candidate, one panel per IPC (the last run's per-candidate
+    accuracies): the link, or "" when no record holds them."""
+    last = _last_run_with_candidates(records)
+    full = next((dict(map(tuple, r["candidates"])) for r in last if r["proxy"] == "full"), None)
+    groups = [r for r in last if r["proxy"] != "full"]
+    if not full or not groups:
+        return ""
+    ipcs = sorted({r["ipc"] for r in groups})
+
+    def draw(plt, path: Path) -> None:
+        fig, axes = plt.subplots(1, len(ipcs), figsize=(5 * len(ipcs), 4.5), squeeze=False)
+        for ax, ipc in zip(axes[0], ipcs):
+            for r, marker in zip([r for r in groups if r["ipc"] == ipc], "oxs^"):
+                accs = dict(map(tuple, r["candidates"]))
+                archs = [a for a in accs if a in full]
+                rho = "n/a" if r.get("spearman_all") is None else f"{r['spearman_all']:.2f}"
+                ax.scatter([full[a] for a in archs], [accs[a] for a in archs], marker=marker, alpha=0.7,
+                           label=f"{r['proxy']} (ρ = {rho})")
+            ax.set_xlabel(f"validation accuracy, trained on full data ({groups[0]['full_epochs']} ep), %")
+            ax.set_ylabel(f"validation accuracy, trained on proxy ({groups[0]['proxy_epochs']} ep), %")
+            ax.set_title(f"IPC {ipc}")
+            ax.legend(loc="lower right", fontsize=8)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(name, "proxy vs full validation accuracy", draw)
 
 
 def proxy_validity_section() -> str:
-    return _embedded("proxy_validity", "benchmarks/proxy_validity.py")
+    found = _best_file("proxy_validity")
+    if found is None:
+        return "_no results yet: run benchmarks/proxy_validity.py_"
+    path, label, recs = found
+    figure = _proxy_figure(recs, path.with_suffix(".png").name)
+    return f"{label}From `benchmarks/results/{path.name}`:\n\n{proxy_validity_markdown(recs, figure)}"
 
+
+# -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section}
+DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 
 
-def fill(path: Path) -> bool:
+def fill(path: Path, bodies: dict[str, str]) -> bool:
+    """Replace the generated slots of ``path`` with ``bodies`` (links written from docs/ are made to work from the
+    repository root in README.md); True when the file changed."""
     if not path.exists():
         return False
-    text = path.read_text()
-    new = text
-    for name, fn in SECTIONS.items():
+    text = new = path.read_text()
+    for name, body in bodies.items():
         pat = re.compile(rf"(<!-- results:{name} -->).*?(<!-- /results:{name} -->)", re.S)
-        if pat.search(new):
-            body = fn()
-            if path.parent.name == "docs":  # links are written from the repository root
-                body = body.replace("](benchmarks/results/", "](../benchmarks/results/")
-            new = pat.sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(2)}", new)
+        if path.parent != ROOT / "docs":
+            body = body.replace("](figures/", "](docs/figures/")
+        new = pat.sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(2)}", new)
     if new != text:
         path.write_text(new)
         return True
@@ -316,9 +573,9 @@ def fill(path: Path) -> bool:
 
 
 def main() -> None:
-    docs = [ROOT / "docs" / f for f in ("ablation.md", "benchmarks.md", "avalanche.md", "nni.md")]
-    for p in (ROOT / "README.md", *docs):
-        print(f"{p.relative_to(ROOT)}: {'updated' if fill(p) else 'unchanged'}")
+    bodies = {name: fn() for name, fn in SECTIONS.items()}
+    for doc in DOCUMENTS:
+        print(f"{doc}: {'updated' if fill(ROOT / doc, bodies) else 'unchanged'}")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ import gc
 import itertools
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, Timer, fashion_mnist, log, record, set_threads
+from _common import ResultsFile, Timer, add_common_args, add_out_arg, fashion_mnist, log, set_threads
 
 from atom_plugin import ATOMConfig, condense, device_name, resolve_device
 from atom_plugin.config import NETWORKS
@@ -145,7 +144,7 @@ def measure(train, cfg: ATOMConfig, mode: str, dev: torch.device, *, warmup: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", default=None)
+    add_common_args(ap, seed=False, compile=False)
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--modes", nargs="+", default=["fast", "reference"], choices=MODES)
     ap.add_argument("--preset", default="atom")
@@ -160,13 +159,12 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, help="also profile this many steps per mode (torch.profiler)")
     ap.add_argument("--full-run", type=int, default=0, help="also time a whole condense() of this many iterations")
     ap.add_argument("--compile", action="store_true", help="the --full-run condense() goes through torch.compile")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--out", default=str(RESULTS / "speed.json"))
+    add_out_arg(ap, "speed.json")
     args = ap.parse_args()
     set_threads()
     dev = resolve_device(args.device)
     log(f"device: {device_name(dev)} (torch {torch.__version__})")
-    out = Path(args.out)
+    results = ResultsFile(args.out)
     train, _ = fashion_mnist(args.data_root, validation=False)
     width = {} if args.width is None else dict(width=args.width)
     for ipc, factor, networks in itertools.product(args.ipc, args.factor, args.networks):
@@ -179,12 +177,12 @@ def main() -> None:
                 continue
             fields, prof = measure(train, cfg, mode, dev, warmup=args.warmup, iters=args.iters, blocks=args.blocks,
                                    profile=args.profile)
-            rec = record(out, dict(benchmark="speed", **same, **fields), dev)
+            rec = results.append(dict(benchmark="speed", **same, **fields), dev)
             log(f"ipc {ipc:>2} f{factor} {networks:>6} {mode:>13}: {rec['ms_per_iter']:.2f} ms/iter "
                 f"({rec['iters_per_s']:.1f} it/s; blocks {rec['ms_per_iter_min']:.2f}-{rec['ms_per_iter_max']:.2f}), "
                 f"setup {rec['setup_seconds']:.1f} s, peak {rec['peak_mem_mb']} MB")
             if prof is not None:
-                record(out, dict(benchmark="speed-profile", **same, mode=mode, **prof), dev)
+                results.append(dict(benchmark="speed-profile", **same, mode=mode, **prof), dev)
                 log(f"ipc {ipc:>2} {mode:>13} profile: host ops {prof.get('host_op_ms_per_step')} ms/step, kernels "
                     f"{prof.get('kernel_ms_per_step')} ms/step ({prof.get('kernels_per_step')} kernels/step)"
                     + (f"; {prof['profile_error']}" if "profile_error" in prof else ""))
@@ -194,11 +192,12 @@ def main() -> None:
                 res = condense(train, cfg.replace(iterations=args.full_run), device=dev, seed=0,
                                compile=bool(args.compile))
                 sync(dev)
-            rec = record(out, dict(benchmark="speed-full-run", **same, mode="fast+compile" if args.compile else "fast",
-                                   compile=bool(args.compile), iterations=args.full_run,
-                                   loop_seconds=res.provenance["seconds"], total_seconds=round(full.seconds, 2),
-                                   one_time_seconds=round(full.seconds - res.provenance["seconds"], 2),
-                                   peak_mem_mb=peak_memory_mb(dev)), dev)
+            mode = "fast+compile" if args.compile else "fast"
+            rec = results.append(dict(benchmark="speed-full-run", **same, mode=mode, compile=bool(args.compile),
+                                      iterations=args.full_run, loop_seconds=res.provenance["seconds"],
+                                      total_seconds=round(full.seconds, 2),
+                                      one_time_seconds=round(full.seconds - res.provenance["seconds"], 2),
+                                      peak_mem_mb=peak_memory_mb(dev)), dev)
             log(f"ipc {ipc:>2} full run of {args.full_run} iterations: loop {rec['loop_seconds']:.1f} s, "
                 f"one-time {rec['one_time_seconds']:.1f} s")
 

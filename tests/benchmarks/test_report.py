@@ -1,18 +1,10 @@
 """benchmarks/report.py: the target lines under the protocol table are computed, not written by hand."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-_REPORT = Path(__file__).resolve().parent.parent / "benchmarks" / "report.py"
 
 
 @pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location("bench_report", _REPORT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def report(load_benchmark):
+    return load_benchmark("report")
 
 
 def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0, lr=None):
@@ -74,12 +66,8 @@ def test_pool_rows_name_their_steps_and_batch(report):
     assert report._networks_label(dict(networks=None)) == "—"
 
 
-def test_protocol_keys_keep_pool_settings_and_image_lr_apart_and_read_older_records_as_the_defaults(monkeypatch):
-    bench = _REPORT.parent
-    monkeypatch.syspath_prepend(str(bench))
-    spec = importlib.util.spec_from_file_location("bench_fmnist", bench / "fashion_mnist.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_protocol_keys_keep_pool_settings_and_image_lr_apart_and_read_older_records_as_the_defaults(load_benchmark):
+    mod = load_benchmark("fashion_mnist")
     base = dict(method="atom", ipc=1, factor=2, networks="pool", model="convnet", iterations=200, batch_real=64,
                 eval_epochs=300, num_models=3, seed=0, device="cpu")
     older, default, pool5 = base, dict(base, pool_steps=1, pool_batch=256), dict(base, pool_steps=5, pool_batch=64)
