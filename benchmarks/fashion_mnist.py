@@ -27,6 +27,7 @@ from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
+PROTOCOL = dict(iterations=8000, eval_epochs=1000, num_models=5)  # the published budget: DataDAM's table, DM's eval
 CONDENSED = ("atom", "dm", "datadam")
 KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "lr_images", "model", "iterations",
        "batch_real", "eval_epochs", "num_models", "seed", "device")
@@ -103,7 +104,7 @@ def main() -> None:
     ap.add_argument("--herding-epochs", type=int, default=1)
     ap.add_argument("--factor", type=int, default=None, help="multi-formation factor (default: the preset's per IPC)")
     ap.add_argument("--networks", choices=NETWORKS, default=None, help="matching networks (default: the preset's)")
-    add_budget_args(ap, iterations=8000, eval_epochs=1000, num_models=5)
+    add_budget_args(ap, **PROTOCOL)
     ap.add_argument("--pool-steps", type=int, default=None, help="with pool networks: SGD steps per iteration "
                     "(default: ATOMConfig's)")
     ap.add_argument("--pool-batch", type=int, default=None, help="with pool networks: real images per pool step "

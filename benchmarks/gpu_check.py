@@ -4,19 +4,9 @@ Each stage runs the matching benchmark script(s) in its own subprocess (own proc
 box; at its end (or when its box runs out: the group is killed) the stage's status -- ok / timeout / error, with
 the output's tail -- is appended to OUT/gpu_check.json beside the environment (GPU name, torch, CUDA, date).
 The scripts append one record per measurement as soon as it is made, so a stage cut short keeps what finished.
-Default stages, 7 minutes in all (--budget):
-
-  cuda-tests  90 s   pytest -m cuda tests/test_cuda*.py: condensation eager and compiled, fast vs reference matcher
-                     (TF32 off), checkpoint/resume round trip, a short evaluation; the off-default-path checks
-                     (a dataset from CUDA tensors, real chunks, LOCAL_RANK, an NCCL group, deterministic mode)
-  speed      150 s   benchmarks/speed.py: IPC 10 and 50, fast and reference (IPC 10 also fast+compile): throughput,
-                     peak memory and a torch.profiler summary of 5 steps
-  ipc10      rest    benchmarks/fashion_mnist.py at IPC 10, full budget (8000 iterations, 5 x 1000 epochs):
-                     atom, dm, random
-
-For later sessions (--stages): ipc1-50 (the protocol at IPC 1 and 50), proxy (benchmarks/proxy_validity.py,
-100 architectures, IPC 10 and 50), val-split (benchmarks/ablation.py on the validation split at 8000 iterations:
-s10c10-p4, dm and random of round 1, s30c30-p4 of round 3). Each gets what is left of --budget unless --box says.
+Stages (STAGES below; what each runs and records: docs/benchmarks.md, "GPU check"): cuda-tests, speed and
+ipc10 by default, 7 minutes in all (--budget); ipc1-50, proxy and val-split for later sessions (--stages). Each gets
+its box, or what is left of --budget, unless --box says.
 
 Records go to OUT (the environment variable OUT, or --out): gpu_check.json, speed.json, fashion_mnist.json,
 proxy_validity.json, ablation_fmnist.json and the combined log gpu_check.log (6 files at most).

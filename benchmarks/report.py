@@ -15,6 +15,7 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
+from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
 from atom_plugin.config import PUBLISHED_DEFAULTS, preset_defaults
@@ -548,24 +549,150 @@ def proxy_validity_section() -> str:
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{proxy_validity_markdown(recs, figure)}"
 
 
+# -- the README's summary: the headline table and one line per downstream use ---------------------------------------
+
+HEADLINE_IPC = (1, 10, 50)
+HEADLINE_ROWS = (("atom", "the default (`atom`, per-IPC factor)"), ("dm", "`dm` (DM as published)"),
+                 ("herding", "herding (coreset)"), ("random", "random real images"))
+
+
+def _headline_cell(recs: list[dict], method: str, ipc: int, budget: tuple) -> dict | None:
+    """The ConvNet record of ``method`` at ``ipc`` evaluated at ``budget`` (iterations, networks, epochs, device):
+    the ``atom`` default at its per-IPC choices, ``dm`` as published, a selection at any iterations."""
+    its, models, epochs, device = budget
+    for r in recs:
+        if (r["method"], r["ipc"], r["model"], r["num_models"], r["eval_epochs"], r["device"]) != \
+                (method, ipc, "convnet", models, epochs, device):
+            continue
+        if method in CONDENSED:
+            want = preset_defaults("atom", ipc) if method == "atom" else PUBLISHED_DEFAULTS
+            if r["iterations"] == its and (*_parametrisation(r), _lr(r)) == tuple(want):
+                return r
+        elif _parametrisation(r)[0] == 1:
+            return r
+    return None
+
+
+def headline_table() -> str:
+    """Test accuracy at IPC 1 / 10 / 50 of the default, ``dm``, herding and random, all at one budget: the one with
+    the most cells measured (then the most iterations), its budget stated under the table."""
+    recs = [r for r in read_records(RESULTS / "fashion_mnist.json") if r.get("split") == "test"]
+    budgets = {(r["iterations"], r["num_models"], r["eval_epochs"], r["device"]) for r in recs
+               if r["method"] in CONDENSED and r["model"] == "convnet"}
+    if not budgets:
+        return "_no results yet: run benchmarks/fashion_mnist.py_"
+
+    def cells(budget):
+        return {(m, ipc): _headline_cell(recs, m, ipc, budget) for m, _ in HEADLINE_ROWS for ipc in HEADLINE_IPC}
+
+    budget = max(budgets, key=lambda b: (sum(c is not None for c in cells(b).values()), b[0]))
+    got = cells(budget)
+    rows = [[label, *(_fmt_acc(got[(m, ipc)]) if got[(m, ipc)] else "—" for ipc in HEADLINE_IPC)]
+            for m, label in HEADLINE_ROWS]
+    table = markdown_table(["Fashion-MNIST, test accuracy %", *(f"IPC {ipc}" for ipc in HEADLINE_IPC)], rows)
+    its, models, epochs, _ = budget
+    shown = [r for r in got.values() if r]
+    real = sorted({r["batch_real"] for r in shown if r["iterations"]})
+    reduced = (its, epochs, models) < (PROTOCOL["iterations"], PROTOCOL["eval_epochs"], PROTOCOL["num_models"])
+    note = (f" A reduced budget, not the published protocol ({PROTOCOL['iterations']} iterations, "
+            f"{PROTOCOL['num_models']} × {PROTOCOL['eval_epochs']}-epoch evaluations): see "
+            f"[benchmarks](benchmarks.md).") if reduced else ""
+    return (f"{table}\n\nBudget: {its} condensation iterations × {'/'.join(map(str, real))} real images per class; "
+            f"{models} ConvNet-3 networks × {epochs} epochs per evaluation, each tested once; mean ± std over "
+            f"networks.{note} {provenance(shown)}")
+
+
+def continual_learning_line() -> str:
+    """One line: each ATOM memory against its real-sample counterpart at the smallest memory, the default memory
+    variant (the per-IPC factor table, no memory DSA) when measured."""
+    found = _best_file("avalanche_splitfmnist")
+    if found is None:
+        return "_no continual-learning results yet_"
+    _, _, recs = found
+    recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r.get("final_avg_accuracy") is not None]
+    var = ("table", False) if any(variant(r) == ("table", False) for r in recs) else variant(recs[0])
+    budget = recs[0].get("budget", "full")
+    mem = min(int(r["memory"]) for r in recs)
+    recs = [r for r in avalanche_table_records(recs, budget, var) if int(r["memory"]) == mem]
+    acc = {(r["method"], r["seed"]): r["final_avg_accuracy"] for r in recs}
+    parts = []
+    for ours, ref in PAIRS:
+        seeds = sorted(s for m, s in acc if m == ours and (ref, s) in acc)
+        if seeds:
+            diff = mean_std([acc[(ours, s)] - acc[(ref, s)] for s in seeds])
+            parts.append(f"{ours} {mean_std([acc[(ours, s)] for s in seeds])} vs {ref} "
+                         f"{mean_std([acc[(ref, s)] for s in seeds])} ({'+' if not diff.startswith('-') else ''}"
+                         f"{diff} paired)")
+    recipe = {"full": "full recipe", "cpu": "reduced CPU recipe", "quick": "quick CPU check, not a result"}
+    return (f"**Continual learning** (SplitFMNIST-5, {recipe.get(budget, budget)}, memory {mem} stored images, "
+            f"final average accuracy %, {len({r['seed'] for r in recs})} seeds): " + "; ".join(parts) + ".")
+
+
+def nas_line() -> str:
+    """One line: Spearman ρ between the proxies' and full data's rankings of the sampled architectures."""
+    found = _best_file("proxy_validity")
+    if found is None:
+        return "_no architecture-search results yet_"
+    _, label, recs = found
+    proxies = [r for r in recs if r["proxy"] != "full"]
+    rho = "; ".join(f"{r['proxy']} IPC {r['ipc']} ρ = {_cell(r['spearman_all'])}" for r in proxies)
+    note = " — a quick CPU check, not a result" if label and proxies and proxies[0].get("quick") else ""
+    return (f"**Architecture search** (Fashion-MNIST, {proxies[0]['num_architectures'] if proxies else 0} sampled "
+            f"ConvNets; rank correlation of proxy-trained with full-data-trained validation accuracy): {rho}{note}.")
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
-            "avalanche": avalanche_section, "proxy_validity": proxy_validity_section}
+            "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
+            "continual_learning": continual_learning_line, "nas": nas_line}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
+RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 
 
-def fill(path: Path, bodies: dict[str, str]) -> bool:
-    """Replace the generated slots of ``path`` with ``bodies`` (links written from docs/ are made to work from the
-    repository root in README.md); True when the file changed."""
-    if not path.exists():
-        return False
-    text = new = path.read_text()
+RESULTS_TEMPLATE = """# Results
+
+Generated by `python benchmarks/report.py` from the records in `benchmarks/results/` (each carries its device,
+torch version, date and command); never edit this page by hand. What each benchmark measures, how, and the
+commands: [benchmarks](benchmarks.md). The other result tables: the preset's ablation on the validation split in
+[ablation](ablation.md), continual learning in [avalanche](avalanche.md), the proxies' validity for architecture
+search in [nni](nni.md).
+
+## Fashion-MNIST, the evaluation protocol
+
+Test set, final synthetic set, no checkpoint picking; the protocol and its baselines:
+[benchmarks](benchmarks.md#protocol-fashion-mnist).
+
+<!-- results:protocol -->
+<!-- /results:protocol -->
+
+## Condensation speed
+
+How it is timed: [benchmarks](benchmarks.md#speed).
+
+<!-- results:speed -->
+<!-- /results:speed -->
+"""
+
+
+def fill_text(text: str, bodies: dict[str, str], in_docs: bool = True) -> str:
+    """``text`` with its generated slots replaced by ``bodies`` (links are written from docs/; ``in_docs`` False
+    makes them work from the repository root, as README.md needs)."""
     for name, body in bodies.items():
         pat = re.compile(rf"(<!-- results:{name} -->).*?(<!-- /results:{name} -->)", re.S)
-        if path.parent != ROOT / "docs":
-            body = body.replace("](figures/", "](docs/figures/")
-        new = pat.sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(2)}", new)
+        if not in_docs:  # relative links (not URLs, not anchors) point into docs/
+            body = re.sub(r"\]\((?![a-z]+:|/|#)", "](docs/", body)
+        text = pat.sub(lambda m: f"{m.group(1)}\n{body}\n{m.group(2)}", text)
+    return text
+
+
+def fill(path: Path, bodies: dict[str, str], template: str | None = None) -> bool:
+    """Fill the generated slots of ``path`` (of ``template`` when given: the page is written whole); True when the
+    file changed."""
+    if template is None and not path.exists():
+        return False
+    text = path.read_text() if path.exists() else ""
+    new = fill_text(template if template is not None else text, bodies, in_docs=path.parent == ROOT / "docs")
     if new != text:
         path.write_text(new)
         return True
@@ -576,6 +703,7 @@ def main() -> None:
     bodies = {name: fn() for name, fn in SECTIONS.items()}
     for doc in DOCUMENTS:
         print(f"{doc}: {'updated' if fill(ROOT / doc, bodies) else 'unchanged'}")
+    print(f"{RESULTS_PAGE}: {'updated' if fill(ROOT / RESULTS_PAGE, bodies, RESULTS_TEMPLATE) else 'unchanged'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""benchmarks/report.py: the target lines under the protocol table are computed, not written by hand."""
+"""benchmarks/report.py: the target lines under the protocol table are computed, not written by hand; the README's
+headline and the docs' result sections are generated from the committed records."""
+import json
+
 import pytest
 
 
@@ -77,3 +80,44 @@ def test_protocol_keys_keep_pool_settings_and_image_lr_apart_and_read_older_reco
     # the images' lr: records written before it was recorded used 1; a selection has none
     assert mod.key_of(random) == mod.key_of(dict(random, lr_images=1.0)) != mod.key_of(dict(random, lr_images=0.3))
     assert mod.key_of(dict(base, method="random", networks=None))[6] == "None"
+
+
+def test_the_headline_shows_the_default_dm_herding_and_random_at_one_budget(report, tmp_path, monkeypatch):
+    recs = [dict(_rec("atom", 10, [83.0, 83.2], factor=2, networks="random"), split="test", batch_real=64),
+            dict(_rec("atom", 10, [90.0, 90.0]), split="test", batch_real=64),  # plain atom: not the default
+            dict(_rec("dm", 10, [80.0, 80.4]), split="test", batch_real=64),
+            dict(_rec("dm", 10, [99.0, 99.0], iterations=8000), split="test", batch_real=64),  # another budget
+            dict(_rec("random", 10, [77.0, 77.0]), split="test", factor=1),
+            dict(_rec("tiled-random", 10, [60.0, 60.0]), split="test", factor=2)]
+    (tmp_path / "fashion_mnist.json").write_text(json.dumps(recs))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in report.headline_table().splitlines()}
+    assert "| 83.10 ± 0.14 |" in rows["the default (`atom`, per-IPC factor)"]
+    assert "| 80.20 ± 0.28 |" in rows["`dm` (DM as published)"]
+    assert "| 77.00 ± 0.00 |" in rows["random real images"] and rows["herding (coreset)"].count("—") == 3
+    assert "Budget: 200 condensation iterations × 64 real images per class; 2 ConvNet-3 networks × 300 epochs" in \
+        report.headline_table()
+    assert "A reduced budget, not the published protocol (8000 iterations" in report.headline_table()
+
+
+def test_generated_links_are_written_from_docs_and_rewritten_for_the_readme(report):
+    body = "![f](figures/a.png) see [b](benchmarks.md#gpu-check), [u](https://x.org/a.md) and [here](#top)"
+    text = "before\n<!-- results:x -->\nold\n<!-- /results:x -->\nafter\n"
+    assert report.fill_text(text, {"x": body}) == text.replace("old", body)
+    readme = report.fill_text(text, {"x": body}, in_docs=False)
+    assert "](docs/figures/a.png)" in readme and "](docs/benchmarks.md#gpu-check)" in readme
+    assert "](https://x.org/a.md)" in readme and "](#top)" in readme
+
+
+def test_the_readme_and_docs_are_what_report_py_makes_of_the_committed_records(report):
+    """Every number in the README and the docs' result sections comes from the committed records: regenerating them
+    changes nothing (else: run python benchmarks/report.py and commit)."""
+    report.DRAW = False  # figures are not compared
+    bodies = {name: fn() for name, fn in report.SECTIONS.items()}
+    stale = [doc for doc in report.DOCUMENTS
+             if report.fill_text(text := (report.ROOT / doc).read_text(), bodies, in_docs=doc != "README.md") != text]
+    results = report.ROOT / report.RESULTS_PAGE
+    if report.fill_text(report.RESULTS_TEMPLATE, bodies) != results.read_text():
+        stale.append(report.RESULTS_PAGE)
+    assert not stale, f"out of date: {stale}; run python benchmarks/report.py"
+    assert len((report.ROOT / "README.md").read_text().splitlines()) <= 150
