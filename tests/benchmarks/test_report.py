@@ -121,3 +121,21 @@ def test_the_readme_and_docs_are_what_report_py_makes_of_the_committed_records(r
         stale.append(report.RESULTS_PAGE)
     assert not stale, f"out of date: {stale}; run python benchmarks/report.py"
     assert len((report.ROOT / "README.md").read_text().splitlines()) <= 150
+
+
+def test_proxy_validity_renders_its_records_with_the_per_architecture_accuracies(report):
+    common = dict(num_architectures=2, arch_seed=0, proxy_epochs=2, full_epochs=1, full_train_size=160, lr=0.01,
+                  weight_decay=5e-4, batch_size=256, train_seed=0, val_size=50, bootstrap=10, quick=True,
+                  device="cpu", torch="2.4", date="2026-12-01T00:00:00+00:00",
+                  command="python benchmarks/proxy_validity.py --quick")
+    recs = [dict(common, proxy="atom", ipc=2, spearman_all=1.0, candidates=[["d1", 40.0], ["d2", 30.0]]),
+            dict(common, proxy="full", ipc=None, spearman_all=1.0, candidates=[["d1", 20.0], ["d2", 25.0]])]
+    report.DRAW = False
+    text = report.proxy_validity_markdown(recs, report._proxy_figure(recs, "p.png"))
+    assert "2 architectures sampled (seed 0)" in text and "(10 resamples)" in text and "Quick CPU check" in text
+    assert "![proxy vs full validation accuracy](figures/p.png)" in text
+    per_arch = text[text.index("| architecture |"):].splitlines()
+    assert per_arch[0] == "| architecture | atom ipc 2 | full |"
+    assert per_arch[2:] == ["| d2 | 30.00 | 25.00 |", "| d1 | 40.00 | 20.00 |"]  # best on full data first
+    old = [{k: v for k, v in r.items() if k != "candidates"} for r in recs]  # records from before candidates
+    assert "| architecture |" not in report.proxy_validity_markdown(old) and report._proxy_figure(old, "p.png") == ""
