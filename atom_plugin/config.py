@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from .errors import ConfigError, check_choice
 
+#: The loss fields of each named preset (``ATOMConfig(preset=...)``; more with :func:`register_preset`).
 PRESETS: dict[str, dict[str, Any]] = {
     "dm": dict(w_spatial=0.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=()),
     "datadam": dict(w_spatial=100.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=(1, 2)),

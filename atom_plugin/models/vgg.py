@@ -37,7 +37,9 @@ class VGG(nn.Module):
     """DC's VGG: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
 
     Args:
-        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``.
+        channels: input channels C.
+        num_classes: number of classes (output logits).
+        image_size: ``(H, W)``.
         norm: ``instancenorm`` (default; GroupNorm(C, C) with affine, DC's choice) or ``batchnorm``.
         cfg: layer configuration (default VGG-11): ints are conv widths, ``"M"`` a max-pool.
 

@@ -11,6 +11,7 @@ import torch
 from atom_plugin.errors import ConfigError, DataError
 
 Key = tuple[int, int]  # (task label, class index)
+#: The storage policies of :class:`ATOMBuffer` (``policy=``).
 POLICIES = ("budget", "per_class")
 SMALL_CLASS_RULES = ("cap", "error")
 

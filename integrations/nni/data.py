@@ -87,6 +87,7 @@ def resolve_dataset(ref: DatasetRef, *, what: str = "proxy", base_dir: str | os.
     """Load a dataset reference (see the module doc). Decoded files are cached per process.
 
     Args:
+        ref: the reference: a dataset, ``"base64:..."``, bytes, or a path to a ``.safetensors`` file.
         what: its role, for messages (``"proxy"``, ``"validation split"``).
         base_dir: the directory relative paths are resolved against (default: the working directory, which is
             the trial code directory in an NNI trial).
