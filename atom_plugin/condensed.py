@@ -13,8 +13,9 @@ from .errors import CondensedFileError, ConfigError, DataError
 from .multiformation import check_factor, decode
 from ._safeio import read_tensors, write_tensors
 
+#: The ``format`` entry of a condensed file's metadata.
 FORMAT = "atom-plugin/condensed"
-FORMAT_VERSION = 2  # 2: stored images + multi-formation factor (a version-1 file loads as factor 1)
+FORMAT_VERSION = 2  #: 2: stored images + multi-formation factor (a version-1 file loads as factor 1)
 
 
 class CondensedDataset(ImageTensorDataset):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 
+#: The DSA ops a strategy string joins with ``_``.
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 
@@ -300,7 +301,7 @@ def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: t
     return apply_params(x, draw, None, only=ops[k])
 
 
-RESAMPLING_OPS = ("scale", "rotate")  # the ops that go through grid_sample
+RESAMPLING_OPS = ("scale", "rotate")  #: the ops that go through grid_sample
 
 
 def check_deterministic(ops: tuple[str, ...], device: torch.device) -> None:

@@ -32,6 +32,7 @@ from .models import build_model
 from .models._init import matching_redraw, redraw_
 from .multiformation import check_factor, decode, encode
 
+#: The choices of ``condense(mode=...)``.
 MODES = ("fast", "reference")
 
 

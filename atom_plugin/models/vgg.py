@@ -17,6 +17,7 @@ from ._registry import register_model
 from ._common import check_io, check_layers
 from .layers import make_activation, make_norm, make_pool
 
+#: VGG-11's layers: ints are conv widths, ``"M"`` a max-pool.
 VGG11_CFG: tuple = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 #: The norms VGG takes (a subset of :data:`atom_plugin.models.NORMS`, built by :func:`~atom_plugin.models.make_norm`).
 NORMS = ("instancenorm", "batchnorm")

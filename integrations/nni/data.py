@@ -33,8 +33,9 @@ from atom_plugin.models import image_hw
 
 from .errors import ProxyMismatchError
 
+#: A dataset reference: a path, ``"base64:..."`` text, the file's bytes, or a dataset.
 DatasetRef = Union[str, bytes, os.PathLike, ImageTensorDataset]
-PREFIX = "base64:"
+PREFIX = "base64:"  #: the prefix of a dataset reference that carries the file itself
 _CACHE: dict[str, ImageTensorDataset] = {}
 
 

@@ -42,9 +42,9 @@ from .train import train_and_validate
 nni, _nas_nn, _nas_eval = require_nas()
 from nni.mutable import ExpressionConstraint, ensure_frozen  # noqa: E402  (after the guarded import)
 
-ModelSpace = _nas_nn.ModelSpace
-LayerChoice = _nas_nn.LayerChoice
-FunctionalEvaluator = _nas_eval.FunctionalEvaluator
+ModelSpace = _nas_nn.ModelSpace  #: NNI's class (``nni.nas.nn.pytorch``), from the guarded import
+LayerChoice = _nas_nn.LayerChoice  #: NNI's class (``nni.nas.nn.pytorch``), from the guarded import
+FunctionalEvaluator = _nas_eval.FunctionalEvaluator  #: NNI's class (``nni.nas.evaluator``), from the guarded import
 
 _logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from .train import DEFAULT_HPARAMS, train_and_validate
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+BATCH_SIZES = (8, 16, 32, 64, 128, 256)  #: the choices of ``batch_size`` in the HPO search space
 
 
 def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = (1e-3, 0.1),
