@@ -22,12 +22,13 @@ DEMO_RANDOM := results/demo-random-ipc10
 DEMO_EVAL := --evaluate --eval-epochs $(DEMO_EVAL_EPOCHS) --eval-models $(DEMO_MODELS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-all test demo gpu-check clean
+.PHONY: help install install-all test docs demo gpu-check clean
 
 help:
 	@echo "make install      venv in $(VENV) + pip install -e '.[dev]'"
-	@echo "make install-all  the same with the avalanche and nni extras"
+	@echo "make install-all  the same with the avalanche, nni and docs extras"
 	@echo "make test         install-all, then run the test suite"
+	@echo "make docs         install-all, then serve the API reference site on http://127.0.0.1:8000"
 	@echo "make demo         condense Fashion-MNIST (IPC 10, $(DEMO_ITERATIONS) iterations) and compare it with"
 	@echo "                  a random subset ($(DEMO_MODELS) x $(DEMO_EVAL_EPOCHS)-epoch evaluations) in results/"
 	@echo "make gpu-check    on a GPU machine: $(PYTHON) -m pip install --no-deps -e . (no venv, no registry), then"
@@ -44,7 +45,7 @@ $(STAMP_DEV): pyproject.toml | $(VPY)
 	touch $@
 
 $(STAMP_ALL): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -e '.[dev,avalanche,nni]'
+	$(VPY) -m pip install -e '.[dev,avalanche,nni,docs]'
 	touch $@ $(STAMP_DEV)
 
 install: $(STAMP_DEV)
@@ -53,6 +54,9 @@ install-all: $(STAMP_ALL)
 
 test: install-all
 	$(VPY) -m pytest -q
+
+docs: install-all
+	$(VPY) -m mkdocs serve
 
 # The Debian package is used when we can install it (root on Debian); otherwise the loader searches
 # $$ATOM_DATA and the usual places, and finally lets torchvision download Fashion-MNIST.
@@ -79,5 +83,5 @@ gpu-check:
 	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf build dist .pytest_cache *.egg-info
+	rm -rf build dist site .pytest_cache *.egg-info
 	find . \( -path ./$(VENV) -o -path ./.git \) -prune -o -type d -name __pycache__ -exec rm -rf {} +

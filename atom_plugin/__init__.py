@@ -14,6 +14,7 @@ Where things live:
     config.py                ATOMConfig and presets
     models/, data/           network and dataset registries
 """
+#: The package version.
 __version__ = "0.1.0"
 
 from ._device import device_name, resolve_device

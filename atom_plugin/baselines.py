@@ -93,9 +93,16 @@ def herding_subset(train_set, ipc: int, *, seed: int = 0, classes: Sequence[int]
     """A herding coreset of ``ipc`` real images per class (see the module doc for the feature network).
 
     Args:
-        feature_epochs: epochs of plain SGD (lr 0.01, momentum 0.9, wd 5e-4, batch 256) of the ConvNet whose
+        train_set: an :class:`~atom_plugin.data.ImageTensorDataset` or a map-style dataset of
+            ``(image (C, H, W) float tensor, label)`` items.
+        ipc: images kept per class (>= 1, at most the class's size).
+        seed: seeds the feature network's initialisation and training.
+        classes: class indices to select from (default: every class present).
+        feature_epochs: epochs of plain SGD (lr 0.01, momentum 0.9, wd 5e-4) of the ConvNet whose
             embeddings are herded; 0 = a randomly initialised ConvNet.
         feature_config: the network options (ATOMConfig's model/width/depth/norm/act/pool); default ConvNet-3.
+        device: where the feature network runs (``"auto" | "cpu" | "cuda" | "cuda:N"``).
+        batch_size: the feature network's training minibatch (default 256).
     """
     from .evaluate import train_model
 

@@ -29,13 +29,17 @@ class CondenseCallback:
     after every callback has seen it), as Lightning's ``on_fit_end`` / ``on_exception``.
     """
 
-    def on_condense_start(self, state: CondenseState) -> None: ...
+    def on_condense_start(self, state: CondenseState) -> None:
+        """Before the first iteration; ``state.iteration`` is 0, or where a resumed run continues."""
 
-    def on_log(self, state: CondenseState) -> None: ...
+    def on_log(self, state: CondenseState) -> None:
+        """Every ``log_every`` iterations (and at the last): ``state.loss`` is the mean loss since the last call."""
 
-    def on_checkpoint(self, state: CondenseState, path: Path) -> None: ...
+    def on_checkpoint(self, state: CondenseState, path: Path) -> None:
+        """After the checkpoint file ``path`` was written (every ``checkpoint_every`` iterations and at the end)."""
 
-    def on_condense_end(self, state: CondenseState) -> None: ...
+    def on_condense_end(self, state: CondenseState) -> None:
+        """After the last iteration (``state.iteration == state.iterations``), before the result is built."""
 
     def on_exception(self, state: CondenseState, exc: BaseException) -> None:
         """The loop raised ``exc`` (an error, ``KeyboardInterrupt``, ...) after ``on_condense_start``; ``state``

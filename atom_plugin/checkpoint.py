@@ -13,7 +13,9 @@ from .callbacks import CondenseState
 from .config import LEGACY_CONFIG
 from .errors import CondensedFileError
 
+#: The ``format`` entry of a checkpoint's metadata.
 CHECKPOINT_FORMAT = "atom-plugin/checkpoint"
+#: The checkpoint format version this library writes.
 CHECKPOINT_VERSION = 2
 
 

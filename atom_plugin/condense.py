@@ -53,10 +53,12 @@ def condense(
         train_set: an :class:`~atom_plugin.data.ImageTensorDataset` (e.g. from ``load_dataset``) or any map-style
             dataset of ``(image (C, H, W) float tensor, label)`` items in the space to condense in.
         config: an :class:`ATOMConfig` (default: the ``atom`` preset, IPC 10, 8000 iterations).
-        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``. seed: the run's seed (all randomness derives from it).
+        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``.
+        seed: the run's seed (all randomness derives from it).
         classes: class indices to condense (default: every class present). Labels keep their original values.
         callbacks: :class:`CondenseCallback` objects (e.g. :class:`ProgressBar`).
         checkpoint: a ``.safetensors`` path; written atomically every ``checkpoint_every`` iterations and at the end.
+        checkpoint_every: iterations between checkpoint writes.
         resume: continue from ``checkpoint`` if it exists (images, momentum and iteration; the random streams are
             re-derived), giving the images an uninterrupted run gives (bit-exact on CPU; up to float noise on
             CUDA, where some kernels accumulate in a nondeterministic order).

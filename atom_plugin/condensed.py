@@ -13,19 +13,27 @@ from .errors import CondensedFileError, ConfigError, DataError
 from .multiformation import check_factor, decode
 from ._safeio import read_tensors, write_tensors
 
+#: The ``format`` entry of a condensed file's metadata.
 FORMAT = "atom-plugin/condensed"
-FORMAT_VERSION = 2  # 2: stored images + multi-formation factor (a version-1 file loads as factor 1)
+FORMAT_VERSION = 2  #: 2: stored images + multi-formation factor (a version-1 file loads as factor 1)
 
 
 class CondensedDataset(ImageTensorDataset):
     """A condensed set: a torch ``Dataset`` of ``(image (C, H, W) float32, label int)`` plus its provenance.
 
     Args:
-        images, labels: the *stored* images ``(N, C, H, W)`` float32 (normalised space) and their ``(N,)`` int64
-            labels. With ``factor`` f > 1 each stored image holds f x f tiles (multi-formation, IDC, Kim et al.
-            ICML 2022; :mod:`atom_plugin.multiformation`).
+        images: the *stored* images ``(N, C, H, W)`` float32 (normalised space). With ``factor`` f > 1 each
+            stored image holds f x f tiles (multi-formation, IDC, Kim et al. ICML 2022;
+            :mod:`atom_plugin.multiformation`).
+        labels: the stored images' ``(N,)`` int64 labels.
+        classes: class names, as for ImageTensorDataset.
+        mean: per-channel normalisation means, as for ImageTensorDataset.
+        std: per-channel normalisation standard deviations, as for ImageTensorDataset.
         factor: the multi-formation factor (default 1: plain images). H and W must be divisible by it.
-        method, config, provenance: see below. Other keyword arguments as ImageTensorDataset.
+        method: see Attributes.
+        config: see Attributes.
+        provenance: see Attributes.
+        **kwargs: ImageTensorDataset's keyword arguments (``name``, ``dsa_strategy``, ``zca``, ...).
 
     Attributes:
         images, labels: the decoded *training samples* ``(N * f², C, H, W)`` float32 and ``(N * f²,)`` int64 --
@@ -69,7 +77,8 @@ class CondensedDataset(ImageTensorDataset):
         Args:
             dataset: an :class:`ImageTensorDataset`: images ``(N, C, H, W)`` float32, labels ``(N,)`` int64 (a
                 CondensedDataset gives its decoded training samples, with its method and config dropped).
-            mean, std: per-channel statistics of the images (default ``dataset``'s), ``C`` values each.
+            mean: per-channel normalisation means of the images (default ``dataset``'s), ``C`` values.
+            std: per-channel normalisation standard deviations (default ``dataset``'s), ``C`` values.
             name: the set's name (default ``dataset.name``).
             method: what the set is (``"random"``, ``"herding"``, ``"real-split"``, ...).
             provenance: stored as given (copied); no config is recorded (``config`` is None).
@@ -192,6 +201,9 @@ class CondensedDataset(ImageTensorDataset):
         images each, denormalised (ZCA inverted) to [0, 1]; ``scale`` enlarges each pixel (nearest neighbour).
 
         Args:
+            path: the PNG file to write (its folder is created).
+            max_per_class: images shown per class (default: all).
+            scale: the enlargement of each pixel (nearest neighbour).
             decoded: show the decoded training samples (f² per stored image) instead of the stored images.
 
         Returns the path written. Raises OutputPathError when the folder is not writable.

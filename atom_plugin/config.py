@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from .errors import ConfigError, check_choice
 
+#: The loss fields of each named preset (``ATOMConfig(preset=...)``; more with :func:`register_preset`).
 PRESETS: dict[str, dict[str, Any]] = {
     "dm": dict(w_spatial=0.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=()),
     "datadam": dict(w_spatial=100.0, w_channel=0.0, w_embed=1.0, power=1.0, layers=(1, 2)),
@@ -34,12 +35,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Fashion-MNIST validation split (docs/ablation.md, rounds 4-8): factor 2 at IPC 1 and 10 (measured), factor 1 above
 # (IPC 50 keeps the plain images: not measured with a factor); random networks everywhere (the pool did not help);
 # lr 0.3 at IPC 1 (round 8; lr 1, DM's, elsewhere: other IPCs not measured with it).
-# Rows (largest IPC the row covers, factor, networks, lr_images), first match wins; None covers every larger IPC.
-# ``dm`` and ``datadam`` stay as published (``PUBLISHED_DEFAULTS``) unless set. Explicit values win.
+#: The ``atom`` preset's per-IPC defaults: rows (largest IPC the row covers, factor, networks, lr_images), first
+#: match wins; None covers every larger IPC (the reasons are in the comment above).
 ATOM_BY_IPC: tuple[tuple[int | None, int, str, float], ...] = (
     (1, 2, "random", 0.3), (10, 2, "random", 1.0), (None, 1, "random", 1.0))
-NETWORKS = ("random", "pool")
-INITS = ("real", "noise")
+NETWORKS = ("random", "pool")  #: the choices of ``networks``
+INITS = ("real", "noise")  #: the choices of ``init``
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
 # A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
@@ -245,8 +246,8 @@ class ATOMConfig:
         return dataclasses.replace(self, **changes)
 
 
-# Fields added after format version 1, with the values every version-1 file and checkpoint implicitly used
-# (factor 1, random networks; the pool settings were unused, so their defaults).
+#: Fields added after format version 1, with the values every version-1 file and checkpoint implicitly used
+#: (factor 1, random networks; the pool settings were unused, so their defaults).
 LEGACY_CONFIG: dict[str, Any] = dict(
     {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"},
     factor=1, networks="random")
@@ -259,7 +260,7 @@ class PresetDefaults(NamedTuple):
     lr_images: float
 
 
-# What ``dm`` and ``datadam`` use at every IPC, as published (DM, Zhao & Bilen WACV 2023; DataDAM's code).
+#: What ``dm`` and ``datadam`` use at every IPC, as published (DM, Zhao & Bilen WACV 2023; DataDAM's code).
 PUBLISHED_DEFAULTS = PresetDefaults(factor=1, networks="random", lr_images=1.0)
 
 

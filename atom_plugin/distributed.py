@@ -89,8 +89,8 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
     rank returns the same full :class:`CondensedDataset` (class-major, like :func:`atom_plugin.condense`).
 
     Raises:
-        ConfigError: BatchNorm in the network, more ranks than classes, or no process group.
-        (and everything :func:`atom_plugin.condense` raises)
+        ConfigError: BatchNorm in the network, more ranks than classes, or no process group. Besides these,
+            everything :func:`atom_plugin.condense` raises.
 
     Warns:
         RuntimeWarning: the group was created before this module was imported (see the module docstring).

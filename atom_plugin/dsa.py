@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 
+#: The DSA ops a strategy string joins with ``_``.
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 
@@ -95,9 +96,12 @@ def sample_params(ops: tuple[str, ...], groups: int, image_hw: tuple[int, int], 
     """Draw one op and one parameter set per group, on the generator's device.
 
     Args:
-        ops: from :func:`parse_strategy`. groups: G. image_hw: ``(H, W)`` of the images to augment.
+        ops: from :func:`parse_strategy`.
+        groups: G, the number of parameter sets drawn.
+        image_hw: ``(H, W)`` of the images to augment.
         generator: a ``torch.Generator`` (its device decides where the parameters live).
         shared_op: one op for all groups (evaluation: "one op per batch, parameters per image").
+        ranges: the augmentation strengths.
         op_index: the op all groups take, already drawn by the caller (with ``torch.randint(len(ops), (1,))``,
             the draw this function would make first): no op is drawn here; the parameters are the ones the same
             generator state would give after that draw.
@@ -139,11 +143,14 @@ def apply_params(x: torch.Tensor, draw: DSADraw, group: torch.Tensor | None,
     """Augment ``x`` ``(B, C, H, W)`` float with each image's group parameters; returns a new ``(B, C, H, W)``.
 
     Args:
+        x: ``(B, C, H, W)`` float images.
+        draw: the parameters from :func:`sample_params`.
         group: ``(B,)`` int64, the group of each image (its class during condensation), on x's device; None:
             one group per image (``draw`` has B groups).
         only: the op every image drew, when the caller knows it on the host (evaluation's shared op): only that
             op is computed, with the same result bit for bit (``draw.op`` is then not read). None: each image's
             drawn op is selected with ``torch.where``.
+        ranges: the augmentation strengths ``draw`` was made with (the cutout size is read here).
 
     Raises:
         ConfigError: ``only`` not in ``draw.ops``.
@@ -294,7 +301,7 @@ def augment_batch(x: torch.Tensor, strategy: str | tuple[str, ...], generator: t
     return apply_params(x, draw, None, only=ops[k])
 
 
-RESAMPLING_OPS = ("scale", "rotate")  # the ops that go through grid_sample
+RESAMPLING_OPS = ("scale", "rotate")  #: the ops that go through grid_sample
 
 
 def check_deterministic(ops: tuple[str, ...], device: torch.device) -> None:
@@ -305,7 +312,8 @@ def check_deterministic(ops: tuple[str, ...], device: torch.device) -> None:
     the first such iteration. Other devices, ``warn_only=True`` and strategies without those ops pass.
 
     Args:
-        ops: the DSA ops of the run (from :func:`parse_strategy`; empty when DSA is off). device: the run's device.
+        ops: the DSA ops of the run (from :func:`parse_strategy`; empty when DSA is off).
+        device: the run's device.
 
     Raises:
         ConfigError: CUDA, deterministic algorithms on (not ``warn_only``) and a scale/rotate op in ``ops``.

@@ -99,7 +99,15 @@ def train_model(
     """Train ``net`` (already on its device) on ``train`` with the protocol above; returns it in eval mode.
 
     Args:
+        net: the network to train, on the device it trains on.
         train: images ``(N, C, H, W)`` float32 (moved to the net's device once), labels ``(N,)`` int64.
+        epochs: passes over ``train``; the learning rate drops ×0.1 at half of them.
+        batch_size: images per SGD step.
+        lr: SGD learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        dsa: apply DSA to every batch.
+        dsa_strategy: the DSA ops (default: ``train.dsa_strategy``).
         generator: a CPU ``torch.Generator`` (default: unseeded). On the CPU it draws everything (each epoch's
             permutation, each batch's DSA op and parameters). On a GPU it draws each batch's DSA op (so only that
             op is computed, with no device read) and seeds a device generator for the permutations and the DSA
@@ -190,8 +198,19 @@ def evaluate(
     Args:
         train_set: a :class:`~atom_plugin.CondensedDataset`, a real subset, or any ImageTensorDataset.
         test_set: the real test split of the same dataset (ZCA is applied to it when the train set has one).
-        model, model_kwargs: a registry name (``convnet``, ``alexnet``, ``vgg11``, ``resnet18``, ...) and options.
+        model: a registry name (``convnet``, ``alexnet``, ``vgg11``, ``resnet18``, ...).
+        model_kwargs: the network's options (see :func:`atom_plugin.build_model`).
         num_models: N networks, each with its own seed (seed, model index).
+        epochs: training epochs of each network.
+        batch_size: see :func:`train_model`.
+        lr: see :func:`train_model`.
+        momentum: see :func:`train_model`.
+        weight_decay: see :func:`train_model`.
+        dsa: see :func:`train_model`.
+        dsa_strategy: see :func:`train_model`.
+        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``.
+        seed: derives every network's initialisation, shuffling and augmentation.
+        progress: show a progress bar over the networks (stderr).
         restrict_to_train_classes: test only on the classes present in ``train_set`` (continual-learning use).
         compile: train through ``torch.compile``: None (default) = on for CUDA devices, off elsewhere; True/False
             = always/never (see :func:`train_model`). ``settings["compiled"]`` records the choice made.

@@ -72,6 +72,8 @@ def real_statistics(maps: list[torch.Tensor], embedding: torch.Tensor, num_class
     Args:
         maps: matched feature maps of the real batch, each ``(K*n_real, C, H, W)``, class-major.
         embedding: ``(K*n_real, D)``.
+        num_classes: K, the number of classes in the batch.
+        weights: the loss weights (a zero weight drops its term).
     """
     stats = _terms(maps, embedding, weights)
     means = class_means(_cat(stats), num_classes)  # one reduction for all terms
@@ -100,6 +102,7 @@ def matching_loss(real_stats: list[torch.Tensor], syn_maps: list[torch.Tensor], 
         syn_maps: the synthetic batch's matched maps, each ``(K*ipc, C, H, W)``, class-major.
         syn_embedding: ``(K*ipc, D)``.
         num_classes: K, the number of classes in both batches.
+        weights: the loss weights ``real_stats`` was computed with.
         column_weights: :func:`statistic_weights` of ``real_stats`` (built here when None).
     """
     syn = class_means(_cat(_terms(syn_maps, syn_embedding, weights)), num_classes)

@@ -32,6 +32,7 @@ from .models import build_model
 from .models._init import matching_redraw, redraw_
 from .multiformation import check_factor, decode, encode
 
+#: The choices of ``condense(mode=...)``.
 MODES = ("fast", "reference")
 
 
@@ -284,9 +285,13 @@ def real_chunk_classes(net: torch.nn.Module, layers: tuple[int, ...], probe: tor
     once, plus the matched maps again (the attention maps' temporaries), measured on one forward of ``probe``.
 
     Args:
-        net: the matcher's network (on ``device``). layers: the matched block indices.
-        probe: ``(1, C, H, W)`` float32, one real image (any device). n_real: real images per class.
-        num_classes: classes in the real batch. budget_mb: MiB, or None.
+        net: the matcher's network (on ``device``).
+        layers: the matched block indices.
+        probe: ``(1, C, H, W)`` float32, one real image (any device).
+        n_real: real images per class.
+        num_classes: classes in the real batch.
+        device: the network's device.
+        budget_mb: MiB, or None.
 
     Why: TinyImageNet's 200 classes x 64 real images in one forward hold ~27 GB in ConvNet's first-block map
     alone (12800 x 128 x 64 x 64 float32).

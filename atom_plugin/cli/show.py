@@ -21,6 +21,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``atom report``'s columns: (header, record field).
 REPORT_COLUMNS = [("dataset", "dataset"), ("split", "split"), ("method", "method"), ("ipc", "ipc"),
                   ("model", "model"), ("accuracy %", "acc"), ("models x epochs", "budget"),
                   ("iterations", "iterations"), ("device", "device"), ("date", "day")]

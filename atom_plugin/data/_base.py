@@ -9,8 +9,9 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 
+#: The DSA ops of the DC/DSA/DM code, for every dataset but digits.
 DEFAULT_DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
-# Digit datasets must not be mirrored (a flipped 2 is not a 2): DSA drops flip for them.
+#: Digit datasets must not be mirrored (a flipped 2 is not a 2): DSA drops flip for them.
 DIGIT_DSA_STRATEGY = "color_crop_cutout_scale_rotate"
 
 
@@ -22,7 +23,8 @@ class ImageTensorDataset(Dataset):
         labels: ``(N,)`` int64 class indices into ``classes``.
         classes: class names; ``len(classes)`` is the number of classes of the *source* dataset (a subset of
             classes keeps the original indices and names).
-        mean, std: per-channel normalisation statistics, in [0, 1] pixel units.
+        mean: per-channel normalisation means, in [0, 1] pixel units.
+        std: per-channel normalisation standard deviations, in [0, 1] pixel units.
         name: dataset name (``"fashion-mnist"``, ``"digits"``, a folder path, ...).
         dsa_strategy: the DSA strategy suited to this data (digit sets drop ``flip``).
         zca: a fitted :class:`atom_plugin.zca.ZCA` when the images are ZCA-whitened, else None.

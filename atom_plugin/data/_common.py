@@ -79,8 +79,12 @@ def find_or_download(
 
     Args:
         name: dataset name, for the message.
+        root: the caller's data root (``--data-root``), searched first; None: not given.
         probe: ``probe(directory) -> found thing or None``; must not raise for a missing dataset.
+        system_dirs: the dataset's system places (e.g. Debian's ``/usr/share/datasets/...``), searched after
+            ``$ATOM_DATA``.
         looked_for: what ``probe`` checks, for the message (e.g. ``"cifar-10-batches-py/"``).
+        download: allow ``downloader`` to fetch the files when no place holds them.
         downloader: ``downloader(target_dir)`` fetches the files into ``target_dir`` (None: cannot download).
         how_to_get: the end of the message, telling how to obtain the files.
 

@@ -7,8 +7,8 @@ import torch
 from ..errors import ConfigError
 from ._base import ImageTensorDataset
 
-VAL_SIZE = 5000  # held-out training images (Fashion-MNIST's 55,000 / 5,000 split of the benchmarks and examples)
-VAL_SEED = 0  # every validation split uses this seed, so `atom evaluate` can rebuild a --val-split run's split
+VAL_SIZE = 5000  #: held-out training images (Fashion-MNIST's 55,000 / 5,000 split of the benchmarks and examples)
+VAL_SEED = 0  #: every validation split uses this seed, so `atom evaluate` can rebuild a --val-split run's split
 
 
 def stratified_split(dataset: ImageTensorDataset, val_size: int | float = 5000, *,

@@ -19,6 +19,7 @@ class DatasetStats:
     dsa_strategy: str
 
 
+#: Normalisation statistics and DSA strategy by dataset name.
 DATASET_STATS: dict[str, DatasetStats] = {
     "fashion-mnist": DatasetStats((0.2861,), (0.3530,), DEFAULT_DSA_STRATEGY),
     "mnist": DatasetStats((0.1307,), (0.3081,), DIGIT_DSA_STRATEGY),

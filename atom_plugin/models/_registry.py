@@ -62,8 +62,9 @@ def build_model(name: str, *, channels: int, num_classes: int, image_size, **kwa
 
     Args:
         name: e.g. ``"convnet"``, ``"alexnet"``, ``"vgg11"``, ``"resnet18"`` (see :func:`list_models`).
-        channels: input channels C; num_classes: output logits; image_size: ``(H, W)`` or an int
-            (normalised by :func:`image_hw`).
+        channels: input channels C.
+        num_classes: output logits.
+        image_size: ``(H, W)`` or an int (normalised by :func:`image_hw`).
         **kwargs: family options (for ConvNet: width, depth, norm, act, pool).
 
     Returns:

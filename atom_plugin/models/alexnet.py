@@ -29,8 +29,10 @@ class AlexNet(nn.Module):
     """DC's AlexNet: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
 
     Args:
-        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``. A 28x28 input gets
-            padding 4 in the first convolution (a 32x32 map after it); any other size gets padding 2.
+        channels: input channels C.
+        num_classes: number of classes (output logits).
+        image_size: ``(H, W)``. A 28x28 input gets padding 4 in the first convolution (a 32x32 map after it);
+            any other size gets padding 2.
 
     Attributes:
         num_blocks: 5, the five ReLU outputs that ``forward_intermediates`` can return.

@@ -34,11 +34,15 @@ class ConvNet(nn.Module):
     """ConvNet-D of width W: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
 
     Args:
-        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``.
-        width: channels of every conv (default 128); depth: number of blocks (default 3).
+        channels: input channels C.
+        num_classes: number of classes (output logits).
+        image_size: ``(H, W)``.
+        width: channels of every conv (default 128).
+        depth: number of blocks (default 3).
         norm: one of ``instancenorm`` (default; GroupNorm(C, C)), ``batchnorm``, ``groupnorm`` (4 groups),
             ``layernorm`` (over C, H, W), ``none``.
-        act: ``relu`` | ``sigmoid`` | ``leakyrelu``; pool: ``avgpool`` | ``maxpool`` | ``none``.
+        act: ``relu`` | ``sigmoid`` | ``leakyrelu``.
+        pool: ``avgpool`` | ``maxpool`` | ``none``.
 
     Raises:
         ConfigError: unknown option, or a depth whose pooling would shrink the map below 1x1.

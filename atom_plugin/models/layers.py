@@ -21,8 +21,11 @@ from torch import nn
 
 from ..errors import ConfigError, check_choice
 
+#: Normalisation layers by name (:func:`make_norm`).
 NORMS: tuple[str, ...] = ("instancenorm", "batchnorm", "groupnorm", "layernorm", "none")
+#: Activations by name (:func:`make_activation`).
 ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "leakyrelu")
+#: Poolings by name (:func:`make_pool`).
 POOLINGS: tuple[str, ...] = ("avgpool", "maxpool", "none")
 
 

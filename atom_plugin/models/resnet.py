@@ -55,7 +55,9 @@ class ResNet(nn.Module):
     """DC's small-image ResNet: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
 
     Args:
-        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``.
+        channels: input channels C.
+        num_classes: number of classes (output logits).
+        image_size: ``(H, W)``.
         norm: ``instancenorm`` (default; GroupNorm(C, C) with affine, DC's choice) or ``batchnorm``.
         num_blocks_per_layer: BasicBlocks in each of the four residual layers (default ``(2, 2, 2, 2)``:
             ResNet-18).

@@ -17,6 +17,7 @@ from ._registry import register_model
 from ._common import check_io, check_layers
 from .layers import make_activation, make_norm, make_pool
 
+#: VGG-11's layers: ints are conv widths, ``"M"`` a max-pool.
 VGG11_CFG: tuple = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 #: The norms VGG takes (a subset of :data:`atom_plugin.models.NORMS`, built by :func:`~atom_plugin.models.make_norm`).
 NORMS = ("instancenorm", "batchnorm")
@@ -37,7 +38,9 @@ class VGG(nn.Module):
     """DC's VGG: images ``(B, C, H, W)`` float32 -> logits ``(B, num_classes)``.
 
     Args:
-        channels, num_classes, image_size: input channels, number of classes, ``(H, W)``.
+        channels: input channels C.
+        num_classes: number of classes (output logits).
+        image_size: ``(H, W)``.
         norm: ``instancenorm`` (default; GroupNorm(C, C) with affine, DC's choice) or ``batchnorm``.
         cfg: layer configuration (default VGG-11): ints are conv widths, ``"M"`` a max-pool.
 

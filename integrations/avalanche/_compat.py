@@ -11,6 +11,7 @@ import torch
 
 from atom_plugin.errors import ATOMError
 
+#: The command that installs the adapter's dependencies.
 INSTALL_HINT = "pip install 'atom-plugin[avalanche]'"
 SUPPORTED = "0.6.0"
 

@@ -46,12 +46,15 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         config: condensation settings (default :func:`default_config`); its ``ipc`` is the default
             ``images_per_class`` of ``policy="per_class"`` and is ignored by ``"budget"``; its ``factor`` (and
             ``networks``) None = the preset's per-IPC table at each group's share, an int = that factor for all.
-        policy: ``"budget"`` or ``"per_class"``. images_per_class: the IPC of ``"per_class"`` (None for budget).
-        seed: base seed (experience e, call j: ``seed * 1_000_003 + 1000 * e + j``). progress: a tqdm bar per call.
+        policy: ``"budget"`` or ``"per_class"``.
+        images_per_class: the IPC of ``"per_class"`` (None for budget).
+        seed: base seed (experience e, call j: ``seed * 1_000_003 + 1000 * e + j``).
+        progress: a tqdm bar per call.
         device: where to condense (``"cpu"``, ``"cuda"``, ...); default: the strategy's ``.device``.
         small_class: ``"cap"`` or ``"error"`` for a class with fewer real samples than its share.
         recondense_iterations: iterations when shrinking old classes (default: ``config.iterations``).
-        mean, std: the benchmark's normalisation, when it cannot be read from a ``Normalize`` transform.
+        mean: the benchmark's normalisation means, when they cannot be read from a ``Normalize`` transform.
+        std: the benchmark's normalisation standard deviations, likewise.
         norm_tolerance: largest accepted difference from the core's statistics before a warning.
         callbacks: extra :class:`atom_plugin.CondenseCallback` objects passed to every condensation call.
         loader_batch_size: minibatch size used to read an experience through its eval transforms.
@@ -170,7 +173,8 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
         Args:
             agent_state: the strategy (its ``.device`` unless ``device`` was given; its ``evaluator``, when present,
-                receives the condensation-time metrics). exp: the experience (its ``dataset`` is read in eval mode).
+                receives the condensation-time metrics).
+            exp: the experience (its ``dataset`` is read in eval mode).
 
         Raises:
             ConfigError, DataError: see the module doc (the memory is unchanged when they are raised).

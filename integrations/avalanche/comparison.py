@@ -107,14 +107,16 @@ class Recipe:
         return markdown_table(["setting", "value"], rows)
 
 
+#: A tiny budget that checks the pipeline end to end (the example's ``--quick``).
 QUICK_RECIPE = Recipe(width=16, train_epochs=1, train_mb_size=32, mem_mb_size=32, eval_mb_size=256,
                       gdumb_epochs=2, condense_iterations=2, condense_batch_real=4, condense_width=16)
 
-# A reduced budget that a 2-core CPU runs in minutes per method (sizes only; the rules of the recipe are unchanged):
-# narrower networks, one epoch per experience, fewer GDumb epochs and condensation iterations.
+#: A reduced budget that a 2-core CPU runs in minutes per method (sizes only; the rules of the recipe are unchanged):
+#: narrower networks, one epoch per experience, fewer GDumb epochs and condensation iterations.
 CPU_RECIPE = Recipe(width=32, train_epochs=1, train_mb_size=128, mem_mb_size=128, eval_mb_size=1000,
                     gdumb_epochs=100, condense_iterations=200, condense_batch_real=32, condense_width=32)
 
+#: The recipes by budget name.
 RECIPES = {"quick": QUICK_RECIPE, "cpu": CPU_RECIPE, "full": Recipe()}
 
 

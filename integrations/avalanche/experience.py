@@ -18,6 +18,7 @@ from ._compat import find_normalize
 # Avalanche's dataset class names -> the core's dataset names (statistics come from the core's table).
 _AVALANCHE_NAMES = {"FashionMNIST": "fashion-mnist", "MNIST": "mnist", "CIFAR10": "cifar10", "CIFAR100": "cifar100",
                     "SVHN": "svhn"}
+#: Avalanche dataset class name -> (core dataset name, per-channel mean, per-channel std).
 CORE_STATS: dict[str, tuple[str, tuple[float, ...], tuple[float, ...]]] = {
     leaf: (name, DATASET_STATS[name].mean, DATASET_STATS[name].std) for leaf, name in _AVALANCHE_NAMES.items()
 }

@@ -41,8 +41,8 @@ def group_factor(config: ATOMConfig, stored: int) -> int:
     return config.replace(ipc=stored).resolved().factor
 
 
-Seeds = Callable[[int], int]  # call index within an update -> seed
-Callbacks = Callable[[str], "list[CondenseCallback]"]  # progress description -> callbacks of one call
+Seeds = Callable[[int], int]  #: call index within an update -> seed
+Callbacks = Callable[[str], "list[CondenseCallback]"]  #: progress description -> callbacks of one call
 
 
 class CondensedGroup(ExemplarsBuffer):

@@ -53,8 +53,11 @@ class ATOMReplayPlugin(ReplayPlugin):
 
     Args:
         mem_size: total stored images in memory (default: ``storage_policy.max_size``, else 200).
-        batch_size, batch_size_mem, task_balanced_dataloader: as in ReplayPlugin (current-data and memory
-            minibatch sizes; default: the strategy's ``train_mb_size``).
+        batch_size: as in ReplayPlugin: the current data's minibatch size (default: the strategy's
+            ``train_mb_size``).
+        batch_size_mem: as in ReplayPlugin: the memory's minibatch size (default: the strategy's
+            ``train_mb_size``).
+        task_balanced_dataloader: as in ReplayPlugin: memory minibatches balanced over tasks.
         storage_policy: an :class:`ATOMBuffer`; or leave it out and give its arguments here (``**buffer_kwargs``:
             ``config``, ``policy``, ``images_per_class``, ``seed``, ``device``, ``progress``, ``small_class``, ...).
 

@@ -10,9 +10,10 @@ import torch
 
 from atom_plugin.errors import ConfigError, DataError
 
-Key = tuple[int, int]  # (task label, class index)
+Key = tuple[int, int]  #: (task label, class index)
+#: The storage policies of :class:`ATOMBuffer` (``policy=``).
 POLICIES = ("budget", "per_class")
-SMALL_CLASS_RULES = ("cap", "error")
+SMALL_CLASS_RULES = ("cap", "error")  #: the choices of ``small_class``
 
 
 def class_counts(y: torch.Tensor, t: torch.Tensor) -> dict[Key, int]:

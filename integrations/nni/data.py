@@ -33,8 +33,9 @@ from atom_plugin.models import image_hw
 
 from .errors import ProxyMismatchError
 
+#: A dataset reference: a path, ``"base64:..."`` text, the file's bytes, or a dataset.
 DatasetRef = Union[str, bytes, os.PathLike, ImageTensorDataset]
-PREFIX = "base64:"
+PREFIX = "base64:"  #: the prefix of a dataset reference that carries the file itself
 _CACHE: dict[str, ImageTensorDataset] = {}
 
 
@@ -87,6 +88,7 @@ def resolve_dataset(ref: DatasetRef, *, what: str = "proxy", base_dir: str | os.
     """Load a dataset reference (see the module doc). Decoded files are cached per process.
 
     Args:
+        ref: the reference: a dataset, ``"base64:..."``, bytes, or a path to a ``.safetensors`` file.
         what: its role, for messages (``"proxy"``, ``"validation split"``).
         base_dir: the directory relative paths are resolved against (default: the working directory, which is
             the trial code directory in an NNI trial).

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from atom_plugin.errors import ATOMError, ConfigError, DataError
 
+#: The command that installs the adapter's dependencies.
 INSTALL_HINT = "pip install 'atom-plugin[nni]'"
 
 

@@ -42,9 +42,9 @@ from .train import train_and_validate
 nni, _nas_nn, _nas_eval = require_nas()
 from nni.mutable import ExpressionConstraint, ensure_frozen  # noqa: E402  (after the guarded import)
 
-ModelSpace = _nas_nn.ModelSpace
-LayerChoice = _nas_nn.LayerChoice
-FunctionalEvaluator = _nas_eval.FunctionalEvaluator
+ModelSpace = _nas_nn.ModelSpace  #: NNI's class (``nni.nas.nn.pytorch``), from the guarded import
+LayerChoice = _nas_nn.LayerChoice  #: NNI's class (``nni.nas.nn.pytorch``), from the guarded import
+FunctionalEvaluator = _nas_eval.FunctionalEvaluator  #: NNI's class (``nni.nas.evaluator``), from the guarded import
 
 _logger = logging.getLogger(__name__)
 
@@ -64,8 +64,10 @@ class ConvNetSpace(ModelSpace):
     """The ConvNet family as an NNI model space (labels ``depth``, ``width``, ``act``, ``norm``, ``pool``).
 
     Args:
-        channels, num_classes, image_size: the search's data (``(H, W)`` or an int); networks take
-            ``(B, channels, H, W)`` float32 and return ``(B, num_classes)`` logits.
+        channels: input channels of the search's data.
+        num_classes: its number of classes.
+        image_size: its ``(H, W)`` or an int. Networks take ``(B, channels, H, W)`` float32 and return
+            ``(B, num_classes)`` logits.
 
     A frozen sample ``{"depth": 3, "width": 128, "act": "relu", "norm": "instancenorm", "pool": "avgpool"}``
     (``model_space.freeze(sample)``, or any NNI execution engine) gives the core
@@ -162,7 +164,15 @@ def proxy_evaluator(proxy: DatasetRef, val: DatasetRef, *, space: ConvNetSpace |
             working directory -- the trial code directory of NNI's training services).
         val: the held-out REAL validation split in the same form (never the test set).
         space: when given, the proxy must fit the space's networks (channels, classes, image size).
+        epochs: training epochs of each candidate.
+        lr: SGD learning rate.
+        weight_decay: SGD weight decay.
+        batch_size: images per SGD step.
         seed: weight init, shuffling and DSA seed (the same for every candidate, so they differ only by design).
+        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``.
+        report_every: validate and report every k epochs (``nni.report_intermediate_result``); 0: only the final
+            result.
+        allow_absolute: accept absolute paths for ``proxy`` and ``val`` (local debugging only: not portable).
 
     The proxy and the split are resolved and cross-checked now, so a mismatch fails before the search starts.
 
@@ -217,8 +227,11 @@ def run_search(space: ConvNetSpace, evaluator, *, strategy: str | Any = "random"
     portal): ``NasExperiment(space, evaluator, strategy, NasExperimentConfig('sequential', 'raw'))``.
 
     Args:
+        space: the model space searched (a :class:`ConvNetSpace`).
+        evaluator: trains and validates each sampled architecture (e.g. :func:`proxy_evaluator`'s).
         strategy: ``"random"``, ``"evolution"`` or an ``nni.nas.strategy`` object.
         max_trials: number of architectures trained.
+        seed: the strategy's seed (when ``strategy`` is a name).
         working_dir: NNI's experiment directory (logs, checkpoint); default a temporary directory, removed after.
             NNI also records the experiment in ``~/nni-experiments/.experiment`` (its experiment list).
 

@@ -63,12 +63,20 @@ def train_and_validate(
     Args:
         candidate: an architecture dict of the ConvNet space (built with the core factory for ``train``'s
             channels, classes and image size) or an ``nn.Module`` taking ``(B, C, H, W)`` float32 images.
-        train: the proxy (or a real subset / the full training split); ``val``: the real validation split in the
-            same space (images ``(N, C, H, W)`` float32, labels ``(N,)`` int64).
-        epochs, lr, weight_decay, batch_size, momentum, dsa: the training protocol (see ``atom_plugin.train_model``).
+        train: the proxy (or a real subset / the full training split).
+        val: the real validation split in the same space (images ``(N, C, H, W)`` float32, labels ``(N,)``
+            int64).
+        epochs: training epochs (the protocol of ``atom_plugin.train_model``).
+        lr: SGD learning rate.
+        weight_decay: SGD weight decay.
+        batch_size: images per SGD step.
+        momentum: SGD momentum.
+        dsa: apply DSA to every batch.
         seed: seeds the weights (re-drawn with ``atom_plugin.models.reinit_``), shuffling and DSA.
         report_every: every k epochs (and after the last), validate and call ``on_report(epoch, accuracy)``;
             0 = no intermediate validation.
+        on_report: called as ``on_report(epoch, accuracy)`` (accuracy in [0, 1]) at each report; None: none.
+        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``.
         compile: train through ``torch.compile``.
 
     Returns:

@@ -36,7 +36,7 @@ from .train import DEFAULT_HPARAMS, train_and_validate
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+BATCH_SIZES = (8, 16, 32, 64, 128, 256)  #: the choices of ``batch_size`` in the HPO search space
 
 
 def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = (1e-3, 0.1),
@@ -128,11 +128,18 @@ def run_trial(proxy: DatasetRef, val: DatasetRef, *, params: dict | None = None,
     validation accuracy (a fraction in [0, 1]).
 
     Args:
-        proxy, val: dataset references (relative ``.safetensors`` paths, ``"base64:..."``, bytes or datasets; see
-            :mod:`atom_plugin.integrations.nni.data`). ``val`` is a held-out REAL split, never the test set.
+        proxy: a dataset reference (a relative ``.safetensors`` path, ``"base64:..."``, bytes or a dataset; see
+            :mod:`atom_plugin.integrations.nni.data`).
+        val: the held-out REAL validation split as a dataset reference, never the test set.
         params: the trial's parameters; None = ask NNI (:func:`get_parameters`).
         arch: the ConvNet architecture (default ConvNet-3); ``params`` may override its dimensions.
-        epochs: training epochs on the proxy; report_every: intermediate validation every k epochs (0 = none).
+        epochs: training epochs on the proxy.
+        report_every: intermediate validation every k epochs (0 = none).
+        seed: seeds the weights, shuffling and DSA.
+        device: ``"auto" | "cpu" | "cuda" | "cuda:N"``.
+        base_dir: the directory relative paths are resolved against (default: the working directory, the
+            trial code directory in an NNI trial).
+        allow_absolute: accept absolute paths (local debugging only: not portable to NNI's training services).
         report: send ``nni.report_intermediate_result`` / ``nni.report_final_result`` (exactly one final).
 
     Raises:
