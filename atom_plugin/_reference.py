@@ -50,15 +50,14 @@ class ReferenceMatcher:
         net.train()
         # 2. the same draws as the fast path
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
-        u = torch.rand(self.invalid.shape, generator=g, device=dev).masked_fill_(self.invalid, 2.0)
-        pos = u.topk(self.n_real, dim=1, largest=False).indices
-        draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g) if self.ops else None
+        pos = self.real.positions(g)
+        draw = sample_params(self.ops, self.real.num_run, self.hw, g) if self.ops else None
         reals, syns = [], []
         ipc = cfg.ipc * self.factor ** 2  # decoded samples per class
         decoded = self.decoded()
-        for i, row in enumerate(self.local_rows.tolist()):  # per-class Python loop
-            idx = (pos[row] + self.pool_offsets[row]).tolist()
-            img_real = torch.stack([self.pool[j] for j in idx]).to(dev)
+        for i, row in enumerate(self.real.local_rows.tolist()):  # per-class Python loop
+            idx = (pos[row] + self.real.offsets[row]).tolist()
+            img_real = torch.stack([self.real.images[j] for j in idx]).to(dev)
             img_syn = decoded[i * ipc:(i + 1) * ipc]
             if draw is not None:
                 one = _host_draw(draw, row)  # parameters read to the host, rebuilt from Python lists
