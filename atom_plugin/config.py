@@ -18,6 +18,7 @@ fields win; :meth:`ATOMConfig.resolved` returns the values actually used, and th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -171,9 +172,17 @@ class ATOMConfig:
         return out
 
     def validate(self) -> None:
-        """Check ranges and names (loss fields must already be resolved). Raises ConfigError."""
+        """Check ranges and names (loss fields must already be resolved).
+
+        Raises:
+            ConfigError: naming the field: NaN/Inf in any number, a value out of range, an unknown name.
+        """
         from .dsa import parse_strategy  # local: dsa imports nothing from here, keep the import graph a tree
 
+        for f in dataclasses.fields(self):  # NaN passes every range check below (all comparisons are False)
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{f.name} must be a finite number, got {v!r}")
         if not isinstance(self.ipc, int) or self.ipc < 1:
             raise ConfigError(f"ipc must be a whole number >= 1, got {self.ipc!r}")
         if self.iterations < 0:

@@ -49,6 +49,21 @@ class NonFiniteLossError(ATOMError, FloatingPointError):
         )
 
 
+class NonFiniteImagesError(ATOMError, FloatingPointError):
+    """The synthetic images became NaN or Inf although the loss was finite (e.g. an image learning rate so large
+    that one step overflows); carries the iterations completed. Raised before any such images are returned or
+    written to a checkpoint."""
+
+    def __init__(self, iteration: int, checkpoint: str | None = None):
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+        where = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        super().__init__(
+            f"the synthetic images became NaN/Inf after {iteration} iteration(s){where}; "
+            "lower the image learning rate (lr_images) or the loss weights"
+        )
+
+
 def check_choice(value, name: str, choices, *, error: type[ATOMError] = None):
     """Return ``value`` if it is one of ``choices``, else raise a one-line error naming ``name`` and the choices.
 

@@ -147,7 +147,7 @@ class Matcher:
         args = (syn, stats, self.column_weights) + ((ce_scale,) if ce_scale is not None else ())
         loss = self.syn_loss(*args)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=[self.syn])  # the images only: the network never gets a gradient
         self.optimizer.step()
         if self.pool_nets is not None:
             self.pool_nets.train_step(t)
