@@ -66,9 +66,9 @@ def condense(
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
         init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
         compile: run the network and loss through ``torch.compile`` (faster for long runs; a one-time
-            compilation of tens of seconds; results equal eager ones up to float rounding). None (default): on
-            for CUDA devices, off elsewhere; True/False: always/never. A requested compilation that fails raises;
-            it never falls back to eager in silence. ``provenance["compiled"]`` records the choice made.
+            compilation of tens of seconds; results equal eager ones up to float rounding). None (default) =
+            automatic, True/False = always/never: the rule (and that a failed compilation raises) is
+            :func:`atom_plugin._device.resolve_compile`. ``provenance["compiled"]`` records the choice made.
         device_memory_budget_mb: device memory the real pool may take, and (separately) the activations of one
             forward of real images. Default: on CUDA, half the free memory; elsewhere unlimited. A pool that
             does not fit stays in pinned host memory and each iteration's real batch is gathered there and
@@ -85,7 +85,9 @@ def condense(
         the resolved config and provenance (source fingerprint, seed, versions, device, seconds, losses).
 
     Raises:
-        ConfigError: bad settings, IPC larger than the smallest class, unknown class index, a bad ``compile``; on
+        ConfigError: bad settings (NaN/Inf in any number included: :meth:`ATOMConfig.validate`), a ``factor`` whose
+            tiles would be smaller than 4x4 pixels (:func:`atom_plugin.multiformation.check_factor`), IPC larger
+            than the smallest class, unknown class index, a bad ``compile``; all before any work; on
             CUDA, DSA's scale/rotate under ``torch.use_deterministic_algorithms(True)`` without ``warn_only`` (torch
             cannot run their backward deterministically: :func:`atom_plugin.dsa.check_deterministic`).
         DataError: a requested class with no images; NaN/Inf in the data.

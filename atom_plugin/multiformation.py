@@ -40,8 +40,8 @@ def check_factor(factor: int, image_hw: tuple[int, int], *, name: str = "factor"
                           f"sides (e.g. 1{' or 2' if h % 2 == 0 and w % 2 == 0 else ''})")
     if factor > 1 and min(h, w) // factor < MIN_TILE:
         legal = max(f for f in range(1, max(1, min(h, w) // MIN_TILE) + 1) if h % f == 0 and w % f == 0)
-        raise ConfigError(f"{name} {factor} gives {h // factor}x{w // factor}-pixel tiles on {h}x{w} images; tiles "
-                          f"must be at least {MIN_TILE}x{MIN_TILE} pixels: use a factor <= {legal}")
+        raise ConfigError(f"`{name}` {factor} gives {h // factor}x{w // factor}-pixel tiles on {h}x{w} images; tiles "
+                          f"must be at least {MIN_TILE}x{MIN_TILE} pixels: use `{name}` <= {legal}")
     return factor
 
 

@@ -210,11 +210,11 @@ def test_baselines_and_report(straight, tiny_fmnist_root, tmp_path, capsys):
     (["--evaluate", "--eval-epochs", "0"], ["--eval-epochs must be >= 1"]),
     (["--factor", "0"], ["factor must be a whole number >= 1", "got 0"]),
     (["--networks", "trained"], ["argument --networks", "invalid choice"]),
-    (["--factor", "28"], ["factor 28 gives 1x1-pixel tiles on 28x28 images", "use a factor <= 7"]),
-    (["--factor", "14"], ["factor 14 gives 2x2-pixel tiles"]),
-    (["--lr-images", "nan"], ["lr_images must be a finite number", "nan"]),
-    (["--momentum", "inf"], ["momentum must be a finite number", "inf"]),
-    (["--w-spatial", "nan"], ["w_spatial must be a finite number"]),
+    (["--factor", "28"], ["--factor 28 gives 1x1-pixel tiles on 28x28 images", "use --factor <= 7"]),
+    (["--factor", "14"], ["--factor 14 gives 2x2-pixel tiles"]),
+    (["--lr-images", "nan"], ["--lr-images must be a finite number, got nan"]),
+    (["--momentum", "inf"], ["--momentum must be a finite number, got inf"]),
+    (["--w-spatial", "nan"], ["--w-spatial must be a finite number"]),
 ], ids=["dataset", "model", "preset", "ipc0", "ipc-too-large", "layers", "usage", "eval-epochs", "factor0", "networks",
         "factor28", "factor14", "lr-nan", "momentum-inf", "w-spatial-nan"])
 def test_bad_condense_settings(tiny_fmnist_root, tmp_path, extra, needles):
@@ -235,7 +235,7 @@ def test_images_that_overflow_are_refused_not_saved(tiny_fmnist_root, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = run(tiny(tiny_fmnist_root, "--iterations", 1, "--lr-images", "3e38", "--w-embed", "1e6",
                                  "--out", out))
-    assert_one_line_error(code, stdout, err, "synthetic images became NaN/Inf after 1 iteration", "lr_images")
+    assert_one_line_error(code, stdout, err, "synthetic images became NaN/Inf after 1 iteration", "--lr-images")
     assert not (out / "condensed.safetensors").exists() and not (out / "checkpoint.safetensors").exists()
 
 

@@ -4,7 +4,7 @@ import importlib
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, CondenseCallback, condense, load_dataset, recondense
+from atom_plugin import ATOMConfig, CondenseCallback, condense, recondense
 from atom_plugin.matcher import Matcher
 from atom_plugin.errors import (CondensedFileError, ConfigError, DataError, NonFiniteImagesError, NonFiniteLossError,
                                 OutputPathError)
@@ -12,11 +12,6 @@ from atom_plugin.loss import LossWeights, matching_loss, real_statistics
 from atom_plugin.models import build_model, reinit_
 
 SMALL = dict(width=16, batch_real=16, factor=1, networks="random")  # the plain loop (factor/pool: test_multiformation.py)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
 
 
 def bank_loss(images, labels, data, cfg, n_nets=4):
@@ -135,7 +130,7 @@ def test_factor_with_tiles_under_4_pixels_is_refused_before_any_work(digits, mon
 
     monkeypatch.setattr(condense_module, "matcher_class", no_work)
     monkeypatch.setattr(condense_module, "_whitened", no_work)
-    with pytest.raises(ConfigError, match=r"^factor 16 gives 2x2-pixel tiles on 32x32 images.*factor <= 8$"):
+    with pytest.raises(ConfigError, match=r"^`factor` 16 gives 2x2-pixel tiles on 32x32 images.*use `factor` <= 8$"):
         condense(digits, ATOMConfig(ipc=1, iterations=10**6, factor=16, zca=True), device="cpu")
 
 

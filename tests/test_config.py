@@ -52,5 +52,5 @@ def test_the_float_fields_are_the_numbers_a_user_sets():
 @pytest.mark.parametrize("name", FLOAT_FIELDS)
 def test_nan_or_inf_in_any_float_field_is_refused_naming_it(name, value):
     """NaN passes every range check (all its comparisons are False): each float field is checked for it."""
-    with pytest.raises(ConfigError, match=rf"^{name} must be a finite number, got {value!r}$"):
+    with pytest.raises(ConfigError, match=rf"^`{name}` must be a finite number, got {value!r}$"):
         ATOMConfig(**{name: value}).resolved()
