@@ -17,7 +17,9 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(report, l
 
     legacy, new = rec(70.0), rec(75.0, memory_factor="table", memory_dsa=True)
     keys = {key(r, mod.KEY, mod.LEGACY_VARIANT) for r in (legacy, new)}
-    assert len(keys) == 2 and ("1", "False") in {k[-2:] for k in keys}  # a legacy record: factor 1, no DSA
+    at = mod.KEY.index("memory_factor")
+    assert mod.KEY[at + 1] == "memory_dsa"
+    assert len(keys) == 2 and ("1", "False") in {k[at:at + 2] for k in keys}  # a legacy record: factor 1, no DSA
     text = report.avalanche_markdown([legacy, new])
     assert "memory DSA off" in text and "factor per the per-IPC table; memory DSA on" in text
     assert "| 100 | atom-gdumb | 1 | 70.00 |" in text and "| 100 | atom-gdumb | 1 | 75.00 |" in text
