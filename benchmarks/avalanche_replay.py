@@ -73,6 +73,11 @@ GRID_CONDENSE = dict(preset="atom", iterations=200, batch_real=32, width=32, dep
 #: The per-IPC table ``(largest IPC, factor, networks, lr_images)`` the pinned grid runs with.
 GRID_PER_IPC = [[1, 2, "random", 0.3], [10, 2, "random", 1.0], [None, 1, "random", 1.0]]
 
+#: The grid's targets (issue 22), final average accuracy points, paired by seed: the primary strategy's ATOM memory
+#: minus its counterpart (the better of its random and herding memories) per memory, and the best ATOM method minus
+#: the best real-sample method of the whole grid.
+GRID_TARGETS = dict(primary={100: 3.0, 500: -0.5}, best={100: 3.0})
+
 #: Candidates of ``--choose-finetune``: epochs on the memory after each experience and the fine-tune's SGD rate.
 FINETUNE_CANDIDATES = dict(epochs=(10, 30, 60), lr=(0.002, 0.005, 0.01))
 FINETUNE_CHOICE = RESULTS / "avalanche_finetune_choice_cpu.json"  #: where ``--choose-finetune`` writes its choice

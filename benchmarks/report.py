@@ -15,6 +15,7 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
+from avalanche_replay import GRID_TARGETS
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -441,7 +442,7 @@ def avalanche_section() -> str:
     if found is None:
         return "_no results yet: run benchmarks/avalanche_replay.py_"
     path, label, recs = found
-    recs = [r for r in recs if r.get("benchmark") == AVALANCHE]
+    recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r["method"] in AVALANCHE_METHODS]  # the grid: below
     figure = _avalanche_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{avalanche_markdown(recs, figure)}"
 
@@ -641,11 +642,218 @@ def nas_line() -> str:
             f"ConvNets; rank correlation of proxy-trained with full-data-trained validation accuracy): {rho}{note}.")
 
 
+# -- the strategies x memories grid (benchmarks/avalanche_replay.py --strategies/--memory-kinds; issue 22) -----------
+
+from atom_plugin.integrations.avalanche.methods import (  # noqa: E402
+    GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY, STRATEGIES as _STRATEGIES, cell_of as _cell_of)
+
+_GRID_RUN = ("`OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu --memories 100 --strategies "
+             + " ".join(_STRATEGIES) + " --memory-kinds " + " ".join(_KINDS) + " --cache-dir runs/avalanche-memories`")
+
+
+def _grid_records() -> tuple[str, str, list[dict]] | None:
+    """(file name, budget label, records) of the grid: the default memory variant (ATOM memories at the per-IPC
+    factor table, no memory DSA; real memories without memory DSA), one record per (memory, cell, seed)."""
+    found = _best_file("avalanche_splitfmnist")
+    if found is None:
+        return None
+    path, label, recs = found
+    out, seen = [], set()
+    for r in recs:
+        if r.get("benchmark") != AVALANCHE or r.get("final_avg_accuracy") is None:
+            continue
+        cell = _cell_of(r)
+        factor, dsa = variant(r)
+        if cell not in _GRID or dsa or (cell[1] == "atom" and factor != "table"):
+            continue
+        k = (int(r["memory"]), cell, r["seed"])
+        if k not in seen:
+            seen.add(k)
+            out.append(dict(r, _cell=cell))
+    return path.name, label, out
+
+
+def _by_seed(recs: list[dict], memory: int, cell: tuple) -> dict:
+    return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell}
+
+
+def _paired_text(a: dict, b: dict) -> tuple[float | None, str]:
+    """(mean, text) of a's accuracy minus b's over the seeds both have (``{seed: record}``)."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None, "not yet measured"
+    d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in seeds]
+    spread = f" ± {statistics.stdev(d):.2f}" if len(d) > 1 else ""
+    return statistics.mean(d), f"{statistics.mean(d):+.2f}{spread} ({len(d)} seeds)"
+
+
+def _mean_acc(runs: dict) -> float:
+    return statistics.mean(r["final_avg_accuracy"] for r in runs.values())
+
+
+def _counterpart(recs: list[dict], memory: int, strategy: str) -> str | None:
+    """The better real memory of ``strategy`` (higher mean accuracy over its seeds), None when neither is measured."""
+    real = {k: _by_seed(recs, memory, (strategy, k)) for k in ("random", "herding") if (strategy, k) in _GRID}
+    real = {k: v for k, v in real.items() if v}
+    return max(real, key=lambda k: _mean_acc(real[k])) if real else None
+
+
+def _grid_table(recs: list[dict], memory: int) -> str:
+    """The table at ``memory``: every strategy at memory 100 (the grid), elsewhere those measured and the primary."""
+    rows = []
+    for strategy in _STRATEGIES:
+        if memory != 100 and strategy != _PRIMARY and not any(_by_seed(recs, memory, (strategy, k)) for k in _KINDS):
+            continue
+        cells = []
+        for kind in _KINDS:
+            runs = _by_seed(recs, memory, (strategy, kind))
+            cells.append("—" if (strategy, kind) not in _GRID else
+                         mean_std([r["final_avg_accuracy"] for r in runs.values()]) + f" (n={len(runs)})" if runs
+                         else "not yet measured")
+        ref = _counterpart(recs, memory, strategy)
+        atom = _by_seed(recs, memory, (strategy, "atom"))
+        delta = _paired_text(atom, _by_seed(recs, memory, (strategy, ref)))[1] if ref else "not yet measured"
+        cond = mean_std([r["condense_seconds"] for r in atom.values()], 0) if atom else ""
+        train = mean_std([r.get("train_seconds_without_condensation", r["train_seconds"] - r["condense_seconds"])
+                          for r in atom.values()], 0) if atom else ""
+        rows.append([f"**{strategy}**" if strategy == _PRIMARY else strategy, *cells,
+                     f"{delta}{f' vs {ref}' if ref else ''}", cond, train])
+    return markdown_table(["strategy", *(f"{k} (%)" for k in _KINDS), "ATOM − counterpart (points, paired)",
+                           "ATOM condensation (s)", "ATOM training (s)"], rows)
+
+
+def _grid_best(recs: list[dict], memory: int, atom: bool) -> tuple[tuple, dict] | None:
+    """The cell with the best mean accuracy among the ATOM (or the real-sample) cells measured at ``memory``."""
+    cells = {c: _by_seed(recs, memory, c) for c in _GRID if (c[1] == "atom") == atom}
+    cells = {c: v for c, v in cells.items() if v}
+    if not cells:
+        return None
+    best = max(cells, key=lambda c: _mean_acc(cells[c]))
+    return best, cells[best]
+
+
+def _grid_target_lines(recs: list[dict]) -> list[str]:
+    lines = []
+    for memory, goal in sorted(GRID_TARGETS["primary"].items()):
+        ref = _counterpart(recs, memory, _PRIMARY)
+        mean, text = _paired_text(_by_seed(recs, memory, (_PRIMARY, "atom")),
+                                  _by_seed(recs, memory, (_PRIMARY, ref))) if ref else (None, "not yet measured")
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}"
+        lines.append(f"- memory {memory}, primary strategy {_PRIMARY}: ATOM − {ref or 'counterpart'} = {text} "
+                     f"(target {goal:+.1f}{verdict})")
+    for memory, goal in sorted(GRID_TARGETS["best"].items()):
+        ours, ref = _grid_best(recs, memory, True), _grid_best(recs, memory, False)
+        if ours is None or ref is None:
+            lines.append(f"- memory {memory}: best ATOM method − best real-sample method: not yet measured "
+                         f"(target {goal:+.1f})")
+            continue
+        mean, text = _paired_text(ours[1], ref[1])
+        left = sum(not _by_seed(recs, memory, c) for c in _GRID)
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}" + (
+            f", provisional: {left} of {len(_GRID)} cells not yet measured" if left else "")
+        lines.append(f"- memory {memory}: best ATOM method ({'/'.join(ours[0])}) − best real-sample method "
+                     f"({'/'.join(ref[0])}) = {text} (target {goal:+.1f}{verdict})")
+    return lines
+
+
+def _grid_figure(recs: list[dict], memory: int) -> str:
+    def draw(plt, path: Path):
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        width = 0.8 / len(_KINDS)
+        drawn = False
+        for j, kind in enumerate(_KINDS):
+            xs, ys, es = [], [], []
+            for i, strategy in enumerate(_STRATEGIES):
+                accs = [r["final_avg_accuracy"] for r in _by_seed(recs, memory, (strategy, kind)).values()]
+                if accs:
+                    xs.append(i + (j - 1) * width)
+                    ys.append(statistics.mean(accs))
+                    es.append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+            if xs:
+                drawn = True
+                ax.bar(xs, ys, width, yerr=es, label=kind, color=f"C{j}")
+        if not drawn:
+            plt.close(fig)
+            return False
+        ax.set_xticks(range(len(_STRATEGIES)), _STRATEGIES)
+        ax.set_ylabel("final average accuracy (%)")
+        ax.set_ylim(50, 90)
+        ax.set_title(f"{AVALANCHE}, memory {memory}: strategies × memories (mean ± std over seeds)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(f"avalanche_grid_{memory}.png", f"strategies x memories at memory {memory}", draw)
+
+
+def avalanche_grid_section() -> str:
+    """The strategies × memories table per memory (mean ± std over seeds; ATOM − its counterpart, paired by seed;
+    condensation beside training seconds), the targets of issue 22 and a plot; "not yet measured" for what is missing."""
+    found = _grid_records()
+    if found is None or not found[2]:
+        return f"_not yet measured: run {_GRID_RUN}_"
+    name, label, recs = found
+    parts = [f"{label}From `benchmarks/results/{name}` (ATOM memories at the per-IPC factor table, no memory DSA; "
+             f"bold: the primary strategy, named before the runs; counterpart: the better real memory of the same "
+             f"strategy; seconds: mean per run on the recording machine, a cached memory counting its original "
+             f"condensation time):", ""]
+    for memory in sorted({int(r["memory"]) for r in recs}):
+        parts += [f"**Memory {memory}**", "", _grid_table(recs, memory), ""]
+    parts += ["Targets (issue 22):", "", *_grid_target_lines(recs), ""]
+    figure = _grid_figure(recs, 100) if any(int(r["memory"]) == 100 for r in recs) else ""
+    parts += [figure, "", provenance(recs)] if figure else [provenance(recs)]
+    parts += ["", f"Missing cells: {_GRID_RUN}."] if any(
+        not _by_seed(recs, 100, c) for c in _GRID) else []
+    return "\n".join(parts)
+
+
+#: The two lines of code of each strategy family, filled with the run's memory (and fine-tune).
+_RECIPE_CODE = {
+    "er_ace": ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b}{ft})",
+               "use_atom_memory(strategy, ATOMBuffer({m}))"),
+    "replay": ("plugins = [ATOMReplayPlugin(mem_size={m}){ftp}]",
+               "strategy = Naive(model=model, optimizer=optimizer, plugins=plugins)"),
+    "gdumb": ("plugins = [CondensedGDumbPlugin(mem_size={m})]",
+              "strategy = Naive(model=model, optimizer=optimizer, train_epochs=100, plugins=plugins)"),
+    "der": ("strategy = DER(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b})",
+            "use_atom_memory(strategy, ATOMLogitsBuffer({m}))"),
+}
+
+
+def avalanche_recommended_section(memory: int = 100) -> str:
+    """The grid's best ATOM method at ``memory`` -- once every ATOM cell of the grid is measured there -- with its
+    accuracy, its counterpart's, its cost and the two lines of code."""
+    found = _grid_records()
+    recs = found[2] if found else []
+    missing = [c for c in _GRID if c[1] == "atom" and not _by_seed(recs, memory, c)]
+    if not recs or missing:
+        return (f"_not yet measured: the recommendation is the grid's best ATOM method at memory {memory}; missing "
+                f"ATOM cells: {', '.join(s for s, _ in missing) or 'all'} ({_GRID_RUN})._")
+    (strategy, _), runs = _grid_best(recs, memory, True)
+    ref = _counterpart(recs, memory, strategy)
+    _, delta = _paired_text(runs, _by_seed(recs, memory, (strategy, ref))) if ref else (None, "not yet measured")
+    r0 = next(iter(runs.values()))
+    ft = strategy.endswith("+ft")
+    ft_args = f"BalancedFineTunePlugin({r0.get('finetune_epochs')}, {r0.get('finetune_lr')})" if ft else ""
+    lines = _RECIPE_CODE[strategy.replace("+ft", "")]
+    code = "\n".join(line.format(m=memory, b=r0.get("batch_size_mem") or 64, ft=f", plugins=[{ft_args}]" if ft_args
+                                  else "", ftp=f", {ft_args}" if ft_args else "") for line in lines)
+    cond = mean_std([r["condense_seconds"] for r in runs.values()], 0)
+    total = mean_std([r["train_seconds"] for r in runs.values()], 0)
+    return (f"{found[1]}**Use an `ATOMBuffer` with {strategy}** — the grid's best ATOM method at memory {memory} "
+            f"(SplitFMNIST-5): final average accuracy {mean_std([r['final_avg_accuracy'] for r in runs.values()])} "
+            f"% over {len(runs)} seeds, {delta} points over its counterpart ({ref}, paired by seed). Cost per run: "
+            f"{cond} s of condensation within {total} s in all ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
-            "continual_learning": continual_learning_line, "nas": nas_line}
+            "continual_learning": continual_learning_line, "nas": nas_line,
+            "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 
