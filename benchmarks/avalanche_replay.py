@@ -229,6 +229,8 @@ def main(argv=None) -> None:
                 fail(f"--memories {memory}: {method} replays only when the memory holds batch_size_mem="
                      f"{recipe.batch_size_mem} samples and a real memory of {memory} holds fewer; use --memories >= "
                      f"{recipe.batch_size_mem}")
+    if args.memory_dsa and any(cell_of(dict(method=m))[0] in DROP_LAST for m in methods):
+        fail("--memory-dsa augments the memory of the replay and GDumb plugins only; run ER-ACE and DER without it")
     chosen = json.loads(FINETUNE_CHOICE.read_text()).get("choice") if FINETUNE_CHOICE.exists() else None
     if (budget == "cpu" and chosen and any(cell_of(dict(method=m))[0] in FINETUNED for m in methods)
             and (chosen["epochs"], chosen["lr"]) != (recipe.finetune_epochs, recipe.finetune_lr)):

@@ -68,6 +68,10 @@ def test_a_run_without_replay_is_refused_before_any_work(grid, fm_root, tmp_path
         grid.main(["--quick", "--data-root", str(fm_root), "--memories", "4", "--strategies", "er_ace",
                    "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2 and "--memories 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--quick", "--data-root", str(fm_root), "--strategies", "der", "--memory-dsa",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memory-dsa" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
