@@ -12,7 +12,9 @@ shares ``max_size`` among the classes seen (Avalanche's ``get_group_lengths``); 
 whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it and its factor, never truncated.
 ``"per_class"``: ``images_per_class`` per class, ``max_size`` a hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
 are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
-strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only).
+strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only). Strategies that own
+their memory (``ER_ACE``, ``DER``): :mod:`.strategies`; the replay guard :meth:`ATOMBuffer.check_replay`; the state
+without pickle :meth:`ATOMBuffer.state_dict` (resuming: :mod:`.resume`); reusing condensed updates: ``cache_dir``.
 """
 from __future__ import annotations
 
@@ -78,6 +80,8 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
             experience), ``memory_size`` (stored images), ``memory_decoded`` (decoded samples).
         normalization: ``mean``, ``std``, ``source`` ("Normalize transform", "argument" or "unknown"),
             ``dataset`` (torchvision class), ``core_dataset``, ``core_mean``, ``core_std``, ``matches_core``.
+        strict_replay: after each update :meth:`check_replay` raises (True) or warns (False, the default) when the
+            strategy's memory minibatch exceeds what the memory serves (:func:`.strategies.use_atom_memory` sets it).
 
     Raises:
         ConfigError: bad arguments (message names the argument).
