@@ -24,10 +24,10 @@ from .data import (check_compatible, check_network_shape, decode_dataset, encode
                    save_split)
 from ._nni import require_nni
 from .errors import InvalidArchitectureError, NNIMissingError, ProxyMismatchError
-from .space import (DEFAULT_ARCHITECTURE, DIMENSIONS, SPACE_SIZE, all_architectures, arch_key, build_network,
+from atom_plugin.integrations.proxy.space import (DEFAULT_ARCHITECTURE, DIMENSIONS, SPACE_SIZE, all_architectures, arch_key, build_network,
                     check_architecture, is_valid, max_pooled_depth, parse_arch_key, sample_architectures)
-from .stats import bootstrap_ci, spearman, spearman_top
-from .train import DEFAULT_HPARAMS, TrainResult, train_and_validate
+from atom_plugin.integrations.proxy.stats import bootstrap_ci, spearman, spearman_top
+from atom_plugin.integrations.proxy.train import DEFAULT_HPARAMS, TrainResult, train_and_validate
 from .trial import get_parameters, hpo_search_space, run_trial, sample_configurations
 
 _NAS_NAMES = ("ConvNetSpace", "ProxyEvaluator", "SearchResult", "evaluate_on_proxy", "make_strategy",
