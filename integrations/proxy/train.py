@@ -113,7 +113,7 @@ def train_and_validate(
     Raises:
         InvalidArchitectureError: an architecture outside the space or invalid for the image size.
         ConfigError: epochs/batch_size < 1, lr <= 0, weight_decay < 0, a ``report_at`` point outside
-            (0, epochs] or an unknown ``lr_schedule``.
+            (0, epochs], two points on the same SGD step, or an unknown ``lr_schedule``.
     """
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
@@ -123,6 +123,9 @@ def train_and_validate(
         raise ConfigError(f"report_at points must lie in (0, epochs={epochs}], got {list(report_at)}")
     steps_per_epoch = math.ceil(len(train) / int(batch_size))
     at_step = {max(1, round(float(e) * steps_per_epoch)): float(e) for e in report_at}
+    if len(at_step) < len(set(float(e) for e in report_at)):
+        raise ConfigError(f"report_at points {list(report_at)} fall on the same SGD step ({steps_per_epoch} per "
+                          "epoch); give points further apart or a smaller batch_size")
     dev = resolve_device(device)
     c, h, w = train.image_shape
     if isinstance(candidate, dict):
