@@ -23,15 +23,20 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     Raises:
         ValueError: lists of different lengths.
     """
+    return _rank_correlation("spearmanr", x, y)
+
+
+def _rank_correlation(name: str, x: Sequence[float], y: Sequence[float]) -> float | None:
+    """``scipy.stats.<name>(x, y)``'s statistic, or None when undefined (< 3 pairs, a constant side, NaN)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"need two 1-d score lists of equal length, got shapes {x.shape} and {y.shape}")
     if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
         return None
-    from scipy.stats import spearmanr
+    import scipy.stats
 
-    rho = float(spearmanr(x, y)[0])
-    return None if math.isnan(rho) else rho
+    r = float(getattr(scipy.stats, name)(x, y)[0])
+    return None if math.isnan(r) else r
 
 
 def top_indices(full: Sequence[float], fraction: float = 0.2) -> np.ndarray:
@@ -75,15 +80,7 @@ def kendall(x: Sequence[float], y: Sequence[float]) -> float | None:
     Raises:
         ValueError: lists of different lengths.
     """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"need two 1-d score lists of equal length, got shapes {x.shape} and {y.shape}")
-    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
-        return None
-    from scipy.stats import kendalltau
-
-    tau = float(kendalltau(x, y)[0])
-    return None if math.isnan(tau) else tau
+    return _rank_correlation("kendalltau", x, y)
 
 
 #: Fisher-z variance factors: var(artanh r) ~ FACTOR / (n - OFFSET) (Fieller, Hartley & Pearson 1957).
