@@ -38,7 +38,6 @@ from atom_plugin.integrations.proxy.train import (BATCH_SIZES, DEFAULT_HPARAMS, 
 _logger = logging.getLogger(__name__)
 
 
-
 def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = HPO_RANGES["lr"],
                      weight_decay: tuple[float, float] = HPO_RANGES["weight_decay"]) -> dict:
     """NNI search space (the ``search_space`` of an HPO experiment) for the training hyper-parameters:
