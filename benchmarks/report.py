@@ -281,9 +281,12 @@ _BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
                  "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
 
 
-def _best_file(stem: str) -> tuple[Path, str, list[dict]] | None:
-    """(path, label, records) of the first of :data:`BUDGET_FILES` that holds records, or None."""
+def _best_file(stem: str, exclude: tuple[str, ...] = ()) -> tuple[Path, str, list[dict]] | None:
+    """(path, label, records) of the first of :data:`BUDGET_FILES` (less the suffixes in ``exclude``) that holds
+    records, or None."""
     for suffix, label in BUDGET_FILES:
+        if suffix in exclude:
+            continue
         path = RESULTS / f"{stem}{suffix}.json"
         recs = read_records(path)
         if recs:
@@ -542,12 +545,131 @@ def _proxy_figure(records: list[dict], name: str) -> str:
 
 
 def proxy_validity_section() -> str:
-    found = _best_file("proxy_validity")
+    found = _best_file("proxy_validity", exclude=("_cpu",))  # the CPU study: proxy_cpu_section
     if found is None:
         return "_no results yet: run benchmarks/proxy_validity.py_"
     path, label, recs = found
     figure = _proxy_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{proxy_validity_markdown(recs, figure)}"
+
+
+# -- the equal-cost CPU proxy study (benchmarks/proxy_validity.py --budget cpu) --------------------------------------
+
+from atom_plugin.integrations.proxy.plan import CPU_RUNS  # noqa: E402  (the proxy kinds, in the study's order)
+
+_CPU_PROXY_FILES = ("proxy_validity_cpu.json", "proxy_validity_cpu_quick.json")  # the study, else its quick check
+_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100",
+                    "full-data early stop")  # the figure's lines and the table's row order
+assert set(_CPU_PROXY_KINDS) == {r.kind for r in CPU_RUNS}
+_CPU_PROXY_TODO = ("_not yet measured: the CPU study's commands are above (`--plan`, `--prepare`, two `--shard i/2` "
+                   "jobs, `--summary`)_")
+
+
+def _cpu_proxy_records() -> tuple[str, list[dict]] | None:
+    """(file name, records of its last study) of the first of :data:`_CPU_PROXY_FILES` with records, or None."""
+    for name in _CPU_PROXY_FILES:
+        recs = [r for r in read_records(RESULTS / name) if r.get("budget") == "cpu"]
+        if recs:
+            last = recs[-1].get("command")
+            return name, [r for r in recs if r.get("command") == last]
+    return None
+
+
+def _cpu_order(r: dict) -> tuple:
+    k = r["proxy"]
+    return (_CPU_PROXY_KINDS.index(k) if k in _CPU_PROXY_KINDS else len(_CPU_PROXY_KINDS), r["sample_passes"])
+
+
+def _delta(d: dict | None) -> str:
+    if not d or d.get("difference") is None:
+        return "—"
+    return f"{d['difference']:+.3f} {_cell(d.get('ci'))}"
+
+
+def _cpu_verdicts(recs: list[dict]) -> list[str]:
+    """The issue's targets, each stated as met or missed from the records (a miss is a finding)."""
+    out = []
+    for r in (x for x in recs if x["proxy"].startswith("condensed")):
+        lo, hi = r.get("spearman_all_ci") or [None, None]
+        half = None if lo is None or hi is None else (hi - lo) / 2
+        rnd, es = r.get("vs_random") or {}, r.get("vs_early_stop") or {}
+        ok = [("ρ ≥ 0.75", r["spearman_all"] is not None and r["spearman_all"] >= 0.75),
+              ("95 % half-width ≤ 0.15", half is not None and half <= 0.15),
+              (f"ρ − ρ({rnd.get('against', 'random')}) ≥ +0.10 with the paired interval above 0",
+               rnd.get("difference") is not None and rnd["difference"] >= 0.10 and (rnd["ci"][0] or 0) > 0),
+              ("ρ ≥ ρ(full-data early stop)", es.get("difference") is not None and es["difference"] >= 0),
+              ("regret ≤ 0.5 points", r["regret_points"] <= 0.5)]
+        out.append(f"- {r['proxy']} at {r['cost_point']} passes: " + "; ".join(
+            f"{name} **{'met' if good else 'missed'}**" for name, good in ok)
+            + f"; speed-up vs the 4-epoch reference, making the proxy included: {_cell(r.get('speedup_vs_full'))}×.")
+    return out
+
+
+def _cpu_proxy_figure(recs: list[dict], name: str) -> str:
+    """ρ against sample passes, one line per proxy kind (the figure a searcher decides from)."""
+    def draw(plt, path):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for kind in _CPU_PROXY_KINDS:
+            pts = sorted((r["sample_passes"], r["spearman_all"]) for r in recs
+                         if r["proxy"] == kind and r["spearman_all"] is not None)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=kind)
+        ax.set_xscale("log")
+        ax.set_xlabel("sample passes per architecture (training samples × epochs)")
+        ax.set_ylabel("Spearman ρ vs full data (4 epochs)")
+        ax.set_title(f"Rank agreement at equal cost ({recs[0]['num_architectures']} architectures)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(name, "Spearman rho against sample passes, one line per proxy kind", draw)
+
+
+def proxy_cpu_section() -> str:
+    """The CPU study: a table per (proxy, cost point), the targets met or missed, the figure, the provenance."""
+    found = _cpu_proxy_records()
+    if found is None:
+        return _CPU_PROXY_TODO
+    name, recs = found
+    recs = sorted(recs, key=_cpu_order)
+    r0 = recs[0]
+    quick = "**Quick CPU check, not a result.** " if r0.get("quick") else ""
+    head = ["proxy", "passes", "epochs", "ρ all [95 % CI]", "τ [95 % CI]", "ρ top 20 %", "ρ above chance",
+            "top-5 overlap", "regret (points)", "Δρ vs random, same size", "Δρ vs early stop", "noise ceiling",
+            "s (with making)"]
+    rows = [[r["proxy"], f"{r['sample_passes']:,}", _cell(r["epochs"]),
+             f"{_cell(r['spearman_all'])} {_cell(r.get('spearman_all_ci'))}",
+             f"{_cell(r['kendall'])} {_cell(r.get('kendall_ci'))}", _cell(r["spearman_top20"]),
+             f"{_cell(r['spearman_above_chance'])} (n = {r['num_above_chance']})", _cell(r["top5_overlap"]),
+             _cell(r["regret_points"]), _delta(r.get("vs_random")), _delta(r.get("vs_early_stop")),
+             _cell(r.get("noise_ceiling")), _cell(r["seconds_total"])] for r in recs]
+    text = (f"{quick}From `benchmarks/results/{name}`: {r0['num_architectures']} architectures (stratified, pooled, "
+            f"width ≤ 128); {r0['lr_schedule']} learning rate {r0['lr']} for every run; reference = full data "
+            f"({r0['full_train_size']} images) at {_cell(r0['full_epochs'])} epochs; ranked on {r0['val_size']} "
+            f"validation images, the picks' saved full-data networks tested once. Intervals: percentile bootstrap "
+            f"over architectures; Δρ: paired bootstrap. Noise ceiling: √(reliability of the proxy × of full data) "
+            f"from a second seed.\n\n" + markdown_table(head, rows) + "\n\n" + "\n".join(_cpu_verdicts(recs)))
+    figure = _cpu_proxy_figure(recs, "proxy_validity_cpu.png")
+    return text + (f"\n\n{figure}" if figure else "") + f"\n\n{provenance(recs)}"
+
+
+def proxy_cpu_line() -> str:
+    """One README line: the condensed default's ρ at equal cost against its controls, or "not yet measured"."""
+    found = _cpu_proxy_records()
+    if found is None:
+        return "**Proxy at equal cost** (CPU study, 40 architectures): not yet measured."
+    recs = found[1]
+    f2 = sorted((r for r in recs if r["proxy"] == "condensed f2"), key=lambda r: -r["sample_passes"])
+    if not f2:
+        return "**Proxy at equal cost** (CPU study): no condensed-proxy record yet."
+    r = f2[0]
+    note = " — a quick CPU check, not a result" if r.get("quick") else ""
+    return (f"**Proxy at equal cost** (CPU study, {r['num_architectures']} architectures, {r['sample_passes']:,} "
+            f"sample passes each): condensed ρ = {_cell(r['spearman_all'])} {_cell(r.get('spearman_all_ci'))}; "
+            f"vs random of the same size Δρ {_delta(r.get('vs_random'))}; vs full-data early stop "
+            f"{_delta(r.get('vs_early_stop'))}; regret {_cell(r['regret_points'])} points{note}.")
 
 
 # -- the README's summary: the headline table and one line per downstream use ---------------------------------------
@@ -631,7 +753,7 @@ def continual_learning_line() -> str:
 
 def nas_line() -> str:
     """One line: Spearman ρ between the proxies' and full data's rankings of the sampled architectures."""
-    found = _best_file("proxy_validity")
+    found = _best_file("proxy_validity", exclude=("_cpu",))  # the CPU study: proxy_cpu_section
     if found is None:
         return "_no architecture-search results yet_"
     _, label, recs = found
@@ -853,7 +975,8 @@ def avalanche_recommended_section(memory: int = 100) -> str:
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line,
-            "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section}
+            "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
+            "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 
