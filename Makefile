@@ -26,7 +26,7 @@ DEMO_EVAL := --evaluate --eval-epochs $(DEMO_EVAL_EPOCHS) --eval-models $(DEMO_M
 
 help:
 	@echo "make install      venv in $(VENV) + pip install -e '.[dev]'"
-	@echo "make install-all  the same with the avalanche, nni and docs extras"
+	@echo "make install-all  the same with the avalanche, nni, optuna and docs extras"
 	@echo "make test         install-all, then run the test suite"
 	@echo "make docs         install-all, then serve the API reference site on http://127.0.0.1:8000"
 	@echo "make demo         condense Fashion-MNIST (IPC 10, $(DEMO_ITERATIONS) iterations) and compare it with"
@@ -45,7 +45,7 @@ $(STAMP_DEV): pyproject.toml | $(VPY)
 	touch $@
 
 $(STAMP_ALL): pyproject.toml | $(VPY)
-	$(VPY) -m pip install -e '.[dev,avalanche,nni,docs]'
+	$(VPY) -m pip install -e '.[dev,avalanche,nni,optuna,docs]'
 	touch $@ $(STAMP_DEV)
 
 install: $(STAMP_DEV)

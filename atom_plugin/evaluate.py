@@ -27,6 +27,10 @@ from .models import build_model, reinit_
 
 _TRAIN_STREAM = 10  # random streams of evaluation (model init, shuffling, DSA), distinct from condensation's
 
+#: The learning-rate schedules of :func:`train_model`: ``"step"`` (x0.1 at half the epochs, the protocol) and
+#: ``"constant"`` (no decay: every epoch's network is a legitimate early stop of a longer run).
+LR_SCHEDULES = ("step", "constant")
+
 
 @dataclass
 class EvalResult:
@@ -95,6 +99,8 @@ def train_model(
     generator: torch.Generator | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     compile: bool | None = None,
+    lr_schedule: str = "step",
+    on_step_end: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
     """Train ``net`` (already on its device) on ``train`` with the protocol above; returns it in eval mode.
 
@@ -116,10 +122,15 @@ def train_model(
         compile: train through ``torch.compile(net)`` (one-time compilation; faster for long trainings).
             None (default) = automatic, True/False = always/never: the rule (and that a failed compilation
             raises) is :func:`atom_plugin._device.resolve_compile`.
+        lr_schedule: one of :data:`LR_SCHEDULES`: ``"step"`` (default, the protocol) or ``"constant"``.
+        on_step_end: called as ``fn(step, net)`` after each SGD step (``step`` counts from 1 over the whole run),
+            e.g. to validate after half an epoch; training resumes in train mode after it.
 
     Raises:
-        ConfigError: ``compile`` not None/True/False.
+        ConfigError: ``compile`` not None/True/False, or ``lr_schedule`` not in :data:`LR_SCHEDULES`.
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule={lr_schedule!r} is not one of {list(LR_SCHEDULES)}")
     device = next(net.parameters()).device
     x_all, y_all = train.images.to(device), train.labels.to(device)
     n = x_all.shape[0]
@@ -128,9 +139,10 @@ def train_model(
     g_dev = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     forward = torch.compile(net, fullgraph=True) if resolve_compile(compile, device) else net  # no silent eager parts
+    step = 0
     for epoch in range(epochs):
         net.train()  # every epoch: an on_epoch_end callback may have switched to eval mode to validate
-        if epoch == epochs // 2 and epochs > 1:
+        if lr_schedule == "step" and epoch == epochs // 2 and epochs > 1:
             for group in opt.param_groups:
                 group["lr"] = lr * 0.1
         perm = torch.randperm(n, generator=g_dev, device=device)  # on the device: no host-to-device copy
@@ -143,6 +155,10 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            step += 1
+            if on_step_end is not None:
+                on_step_end(step, net)
+                net.train()
         if on_epoch_end is not None:
             on_epoch_end(epoch, net)
     net.eval()

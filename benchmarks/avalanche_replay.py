@@ -12,6 +12,24 @@ Reduced CPU budget (CPU_RECIPE):      python benchmarks/avalanche_replay.py --bu
 CPU smoke test:                       python benchmarks/avalanche_replay.py --quick --memories 10 --seeds 0
 Tables and plot:                      python benchmarks/report.py
 
+The strategies x memories grid (issue 22; ``--strategies`` and/or ``--memory-kinds`` select its cells, GRID in
+``integrations/avalanche/methods.py``; the six first methods are its cells replay/gdumb x random/herding/atom under
+their old names; ``python benchmarks/report.py`` renders it in the ``avalanche_grid`` and ``avalanche_recommended``
+slots of docs/avalanche.md):
+
+    OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu --memories 100 \
+        --strategies replay er_ace er_ace+ft replay+ft gdumb der --memory-kinds random herding atom \
+        --cache-dir runs/avalanche-memories --plan            # prints the runs left and their CPU-hours; drop --plan
+    OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu --choose-finetune   # E and lr, validation
+
+The grid's ATOM memories use the pinned condensation settings :data:`GRID_CONDENSE` (today's
+``CPU_RECIPE.condense_config()`` with the preset's loss fields written out; recorded with each run as
+``condense_config`` with the per-IPC table ``per_ipc_table``, and their hash ``condense_pin`` in the resume key).
+Condensation uses random networks, not the learner, so with ``--cache-dir`` the same (seed, memory, experience)
+memory is condensed once and reused by every strategy (a record's ``condense_seconds`` keeps the original time and
+``cached_updates`` counts the reused updates). Strategies that replay only when the memory holds ``batch_size_mem``
+samples (ER-ACE, DER) are refused (exit 2) when ``batch_size_mem`` exceeds the memory.
+
 Memory variants (recorded, part of the resume key, one table each): ``--memory-factor`` (``table``, the default:
 the ATOM memories' multi-formation factor per the core's per-IPC table at each class's share; or a fixed factor,
 e.g. 1 for plain images) and ``--memory-dsa`` (DSA on memory samples, for every method with a memory). Records
@@ -29,6 +47,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import sys
 
 from _common import RESULTS, ResultsFile, add_common_args, add_out_arg, log, set_threads, stamp
@@ -36,11 +56,79 @@ from _common import RESULTS, ResultsFile, add_common_args, add_out_arg, log, set
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 from atom_plugin.integrations.avalanche import METHODS  # (importing it needs no Avalanche)
+from atom_plugin.integrations.avalanche.methods import (ALL_METHODS, DROP_LAST, FINETUNED, GRID, MEMORY_KINDS,
+                                                        STRATEGIES, cell_method, cell_of)
 
 
 BENCHMARK = "SplitFMNIST-5"
-KEY = ("benchmark", "method", "memory", "seed", "budget", "device", "memory_factor", "memory_dsa")
+KEY = ("benchmark", "method", "memory", "seed", "budget", "device", "memory_factor", "memory_dsa", "strategy",
+       "memory_kind", "batch_size_mem", "finetune_epochs", "finetune_lr", "condense_pin")
 LEGACY_VARIANT = dict(memory_factor="1", memory_dsa=False)  # records from before the variants were recorded
+
+#: The grid's condensation settings, pinned (issue 22): today's ``CPU_RECIPE.condense_config()`` with the ``atom``
+#: preset's loss fields written out; factor, networks and lr_images follow the per-IPC table at each class's share
+#: (:data:`GRID_PER_IPC`, the core's ``ATOM_BY_IPC`` when pinned). ``--memory-factor`` replaces the factor.
+GRID_CONDENSE = dict(preset="atom", iterations=200, batch_real=32, width=32, depth=3, norm="instancenorm",
+                     w_spatial=10.0, w_channel=10.0, w_embed=1.0, power=4.0, layers=[1, 2], factor=None)
+#: The per-IPC table ``(largest IPC, factor, networks, lr_images)`` the pinned grid runs with.
+GRID_PER_IPC = [[1, 2, "random", 0.3], [10, 2, "random", 1.0], [None, 1, "random", 1.0]]
+
+#: The grid's targets (issue 22), final average accuracy points, paired by seed: the primary strategy's ATOM memory
+#: minus its counterpart (the better of its random and herding memories) per memory, and the best ATOM method minus
+#: the best real-sample method of the whole grid.
+GRID_TARGETS = dict(primary={100: 3.0, 500: -0.5}, best={100: 3.0})
+
+#: Candidates of ``--choose-finetune``: epochs on the memory after each experience and the fine-tune's SGD rate.
+FINETUNE_CANDIDATES = dict(epochs=(10, 30, 60), lr=(0.002, 0.005, 0.01))
+FINETUNE_CHOICE = RESULTS / "avalanche_finetune_choice_cpu.json"  #: where ``--choose-finetune`` writes its choice
+VALIDATION_FRACTION = 0.1  #: of each training experience, held out by ``--choose-finetune`` (seed 0's split)
+
+#: CPU seconds of one run on the 2-core machine, from the records (issue 22): (memory 100, memory 500) per strategy
+#: family's training and evaluation, per memory kind's selection or condensation (ATOM: the first strategy of a
+#: (seed, memory); cached afterwards), and per balanced fine-tune.
+EST_SECONDS = dict(replay=(180, 290), er_ace=(160, 230), der=(200, 280), gdumb=(120, 400), naive=(120, 120),
+                   herding=(600, 750), atom=(420, 1200), atom_cached=(15, 40), finetune=(60, 300))
+
+
+def legacy(r: dict) -> dict:
+    """Fields of the resume key that older records lack: the memory variant, the grid cell of their method, no
+    memory minibatch or fine-tune of the new strategies, the pin of the CPU recipe's condensation then."""
+    strategy, kind = cell_of(r)
+    return dict(LEGACY_VARIANT, strategy=strategy, memory_kind=kind, batch_size_mem=None, finetune_epochs=None,
+                finetune_lr=None, condense_pin=legacy_pin(r))
+
+
+def legacy_pin(r: dict) -> str | None:
+    """``condense_pin`` of a CPU record written before it was recorded: the pinned settings with its factor (the CPU
+    recipe's ATOM memories used them; the table's IPC-1 row, changed on 2026-12-01, is never reached at memory >= 20
+    on 10 classes). Other budgets and real-sample memories are not pinned (None)."""
+    if r.get("budget") != "cpu" or cell_of(r)[1] != "atom":
+        return None
+    mf = str(r.get("memory_factor") or LEGACY_VARIANT["memory_factor"])
+    return condense_pin(dict(GRID_CONDENSE, factor=None if mf == "table" else int(mf)), GRID_PER_IPC)
+
+
+def condense_pin(config: dict, table: list) -> str:
+    """A short hash of the condensation settings and the per-IPC table (a resume-key field)."""
+    return hashlib.sha256(json.dumps([config, table], sort_keys=True).encode()).hexdigest()[:8]
+
+
+def estimate_seconds(method: str, memory: int, first_atom: bool) -> float:
+    """:data:`EST_SECONDS` of one run (linear in the memory between 100 and 500)."""
+    strategy, kind = cell_of(dict(method=method))
+
+    def at(pair):
+        lo, hi = pair
+        return lo + (hi - lo) * (memory - 100) / 400
+
+    total = at(EST_SECONDS[strategy.replace("+ft", "")])
+    if kind == "herding":
+        total += at(EST_SECONDS["herding"])
+    if kind == "atom":
+        total += at(EST_SECONDS["atom" if first_atom else "atom_cached"])
+    if strategy in FINETUNED:
+        total += at(EST_SECONDS["finetune"])
+    return max(total, 1.0)
 
 
 def variant(r: dict) -> tuple[str, bool]:
@@ -55,13 +143,18 @@ TARGETS = {"full": {100: (5.0, 5.0)}, "cpu": {100: (3.0, 5.0), 500: (0.0, 0.0)}}
 PAIRS = (("atom-replay", "herding"), ("atom-gdumb", "gdumb"))
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, seed=False, compile=False)
     ap.add_argument("--memories", type=int, nargs="+", default=None, help="memory sizes in images "
                     "(default 100 200 500, in that order; 10 with --quick)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="class orders / model inits")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS,
+                    help="methods by name (default: the six first ones, unless --strategies/--memory-kinds)")
+    ap.add_argument("--strategies", nargs="+", default=None, choices=STRATEGIES,
+                    help="the grid's strategies (with --memory-kinds: the cells of both; default all of them)")
+    ap.add_argument("--memory-kinds", nargs="+", default=None, choices=MEMORY_KINDS,
+                    help="the grid's memory kinds (default all of them)")
     ap.add_argument("--budget", choices=("full", "cpu", "quick"), default="full",
                     help="recipe: full (Recipe(), for a GPU), cpu (CPU_RECIPE, a reduced recipe for 2 CPU cores) or "
                     "quick (QUICK_RECIPE, a smoke test); non-full results are labelled and go to their own file")
@@ -72,30 +165,103 @@ def main() -> None:
                     "(the core's per-IPC table at each class's share; default) or a whole number (1 = plain images)")
     ap.add_argument("--memory-dsa", action="store_true", help="DSA on memory samples, for every method with a "
                     "memory (default off)")
-    args = ap.parse_args()
+    ap.add_argument("--cache-dir", default=None, help="folder of condensed memories reused across strategies "
+                    "(same seed, memory and experience; default: none)")
+    ap.add_argument("--plan", action="store_true", help="print the runs left and their CPU-hour estimate; run nothing")
+    ap.add_argument("--choose-finetune", action="store_true", help="choose the balanced fine-tune's epochs and lr on "
+                    f"a validation split of seed 0's training experiences (never the test stream); writes "
+                    f"benchmarks/results/{FINETUNE_CHOICE.name}")
+    return ap.parse_args(argv)
+
+
+def selected_methods(args) -> list[str]:
+    """The methods to run: ``--methods``, else the grid cells of ``--strategies`` x ``--memory-kinds``, else the six."""
+    if args.methods:
+        return list(args.methods)
+    if args.strategies or args.memory_kinds:
+        strategies, kinds = args.strategies or STRATEGIES, args.memory_kinds or MEMORY_KINDS
+        return [cell_method(st, k) for st, k in GRID if st in strategies and k in kinds]
+    return list(METHODS)
+
+
+def run_fields(recipe, method: str, pin: str) -> dict:
+    """The resume-key fields a run of ``method`` will record (as :func:`run_method` records them; ``pin``: the
+    condensation settings' hash, None outside the CPU budget; real-sample memories record None)."""
+    strategy, kind = cell_of(dict(method=method))
+    return dict(strategy=strategy, memory_kind=kind,
+                batch_size_mem=recipe.batch_size_mem if strategy in DROP_LAST else None,
+                finetune_epochs=recipe.finetune_epochs if strategy in FINETUNED else None,
+                finetune_lr=recipe.finetune_lr if strategy in FINETUNED else None,
+                condense_pin=pin if kind == "atom" else None)
+
+
+def is_done(results, method: str, fields: dict) -> bool:
+    """Whether a run with these resume-key ``fields`` is recorded; a real-sample method's memory has no factor, so its
+    run under another ``memory_factor`` (or none: early records hold null variant fields) counts as well."""
+    if results.done(fields):
+        return True
+    dsa = (fields["memory_dsa"], None) if not fields["memory_dsa"] else (True,)
+    return cell_of(dict(method=method))[1] != "atom" and any(
+        results.done(dict(fields, memory_factor=f, memory_dsa=d)) for f in (None, "1", "table", "2") for d in dsa)
+
+
+def fail(msg: str) -> None:
+    """A bad flag: one line naming it, exit 2 (nothing run)."""
+    print(f"avalanche_replay.py: error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     budget = "quick" if args.quick else args.budget
+    methods = selected_methods(args)
     results = ResultsFile(args.out or RESULTS / ("avalanche_splitfmnist.json" if budget == "full"
-                                                 else f"avalanche_splitfmnist_{budget}.json"), KEY, LEGACY_VARIANT)
-    set_threads()
-    dev = resolve_device(args.device)
-    dname = device_name(dev)
+                                                 else f"avalanche_splitfmnist_{budget}.json"), KEY, legacy)
     memories = args.memories or ([10] if budget == "quick" else [100, 200, 500])
 
-    from avalanche.benchmarks.classic import SplitFMNIST
-
-    from atom_plugin.integrations.avalanche import RECIPES, fashion_mnist_root, run_method
-    from atom_plugin.integrations.avalanche.comparison import recipe_dict
+    from atom_plugin.integrations.avalanche.comparison import RECIPES, recipe_dict
 
     factor = None if args.memory_factor == "table" else int(args.memory_factor)
     recipe = dataclasses.replace(RECIPES[budget], condense_factor=factor, memory_dsa=args.memory_dsa)
+    for method in methods:  # refuse, before any work, a run in which replay would be off
+        for memory in memories:
+            if cell_of(dict(method=method))[0] in DROP_LAST and recipe.batch_size_mem > memory:
+                fail(f"--memories {memory}: {method} replays only when the memory holds batch_size_mem="
+                     f"{recipe.batch_size_mem} samples and a real memory of {memory} holds fewer; use --memories >= "
+                     f"{recipe.batch_size_mem}")
+    if args.memory_dsa and any(cell_of(dict(method=m))[0] in DROP_LAST for m in methods):
+        fail("--memory-dsa augments the memory of the replay and GDumb plugins only; run ER-ACE and DER without it")
+    chosen = json.loads(FINETUNE_CHOICE.read_text()).get("choice") if FINETUNE_CHOICE.exists() else None
+    if (budget == "cpu" and chosen and any(cell_of(dict(method=m))[0] in FINETUNED for m in methods)
+            and (chosen["epochs"], chosen["lr"]) != (recipe.finetune_epochs, recipe.finetune_lr)):
+        fail(f"{FINETUNE_CHOICE.name} chose finetune_epochs={chosen['epochs']}, finetune_lr={chosen['lr']} but "
+             f"CPU_RECIPE has {recipe.finetune_epochs}, {recipe.finetune_lr}: set them in CPU_RECIPE first")
+    cfg_dict = dict(GRID_CONDENSE, factor=factor) if budget == "cpu" else None
+    table = GRID_PER_IPC if budget == "cpu" else None
+    pin = condense_pin(cfg_dict, table) if budget == "cpu" else None
     var = dict(memory_factor=args.memory_factor, memory_dsa=args.memory_dsa)
+    dname = device_name(resolve_device(args.device))
+    if args.choose_finetune:
+        return choose_finetune(args, budget, recipe, cfg_dict)
+    if args.plan:
+        return plan(results, methods, memories, args.seeds, budget, dname, var, recipe, pin)
+    set_threads()
+    dev = resolve_device(args.device)
+
+    from avalanche.benchmarks.classic import SplitFMNIST
+
+    from atom_plugin import ATOMConfig
+    from atom_plugin.integrations.avalanche import fashion_mnist_root, run_method
+
+    condense_config = ATOMConfig.from_dict(cfg_dict) if cfg_dict is not None else None
     root = fashion_mnist_root(args.data_root)
     for memory in memories:
         for seed in args.seeds:
             bench = None
-            for method in args.methods:
-                if results.done(dict(benchmark=BENCHMARK, method=method, memory=memory, seed=seed, budget=budget,
-                                     device=dname, **var)):
+            for method in methods:
+                fields = run_fields(recipe, method, pin)
+                if is_done(results, method, dict(benchmark=BENCHMARK, method=method, memory=memory, seed=seed,
+                                                 budget=budget, device=dname, **var, **fields)):
                     log(f"skip {method} memory {memory} seed {seed}: already measured")
                     continue
                 if method == "naive":  # no memory: reuse this seed's run at another memory when there is one
@@ -112,11 +278,103 @@ def main() -> None:
                     bench = SplitFMNIST(5, seed=seed, dataset_root=str(root))
                 log(f"{method} memory {memory} seed {seed} ({budget}) on {dname}, class order {bench.classes_order}")
                 res = run_method(method, bench, memory=memory, recipe=recipe, device=dev, seed=seed,
-                                 progress=sys.stderr.isatty(), log=log)
+                                 progress=sys.stderr.isatty(), log=log, cache_dir=args.cache_dir,
+                                 condense_config=condense_config)
+                extra = dict(condense_config=cfg_dict, per_ipc_table=table) if cfg_dict is not None else {}
                 rec = results.append(dict(benchmark=BENCHMARK, budget=budget, class_order=list(bench.classes_order),
-                                          recipe=recipe_dict(recipe), **{**res, **var}), dev)
+                                          recipe=recipe_dict(recipe), condense_pin=fields["condense_pin"], **extra,
+                                          **{**res, **var}), dev)
                 log(f"  -> final avg accuracy {rec['final_avg_accuracy']:.2f} %, forgetting "
                     f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")
+
+
+def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin) -> None:
+    """Print the runs not measured yet and their CPU-hour estimate (:func:`estimate_seconds`)."""
+    total, n, first = 0.0, 0, set()
+    for memory in memories:
+        for seed in seeds:
+            for method in methods:
+                if is_done(results, method, dict(benchmark=BENCHMARK, method=method, memory=memory, seed=seed,
+                                                 budget=budget, device=dname, **var,
+                                                 **run_fields(recipe, method, pin))):
+                    continue
+                is_first = cell_of(dict(method=method))[1] == "atom" and (seed, memory) not in first
+                if is_first:
+                    first.add((seed, memory))
+                sec = estimate_seconds(method, memory, is_first)
+                total, n = total + sec, n + 1
+                print(f"{method:18s} memory {memory:4d} seed {seed}  ~{sec / 60:5.1f} min")
+    print(f"{n} runs left, about {total / 3600:.1f} CPU-hours (one thread each; ATOM memories cached across "
+          "strategies with --cache-dir, else each ATOM run condenses anew)")
+
+
+def validation_benchmark(root, seed: int = 0):
+    """SplitFMNIST-5 (``seed``'s class order) with :data:`VALIDATION_FRACTION` of each training experience held out as
+    its test stream (a fixed random split; the test stream of Fashion-MNIST is never read)."""
+    import types
+
+    import torch
+    from avalanche.benchmarks.classic import SplitFMNIST
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+
+    bench = SplitFMNIST(5, seed=seed, dataset_root=str(root))
+    train, val = [], []
+    for e in bench.train_stream:
+        n = len(e.dataset)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(1000 + e.current_experience)).tolist()
+        k = max(1, int(n * VALIDATION_FRACTION))
+        val.append(e.dataset.subset(perm[:k]).eval())
+        train.append(e.dataset.subset(perm[k:]))
+    split = benchmark_from_datasets(train=train, test=val)
+    return types.SimpleNamespace(train_stream=split.train_stream, test_stream=split.test_stream,
+                                 n_classes=bench.n_classes, classes_order=bench.classes_order)
+
+
+def choose_finetune(args, budget: str, recipe, cfg_dict) -> None:
+    """Run :data:`.methods.PRIMARY_STRATEGY` for every candidate of :data:`FINETUNE_CANDIDATES` on seed 0's validation
+    split, per memory kind (``--memory-kinds``, default random and atom: one candidate serves every memory alike),
+    and write the candidate with the best mean validation accuracy over the kinds to :data:`FINETUNE_CHOICE`."""
+    from atom_plugin import ATOMConfig
+    from atom_plugin.integrations.avalanche import PRIMARY_STRATEGY, fashion_mnist_root, run_method
+
+    set_threads()
+    dev = resolve_device(args.device)
+    bench = validation_benchmark(fashion_mnist_root(args.data_root))
+    kinds = args.memory_kinds or ["random", "atom"]
+    memory = (args.memories or [100])[0]
+    cfg = ATOMConfig.from_dict(cfg_dict) if cfg_dict is not None else None
+    out = FINETUNE_CHOICE if budget == "cpu" else RESULTS / f"avalanche_finetune_choice_{budget}.json"
+    done = json.loads(out.read_text()) if out.exists() else dict(candidates=[])
+    for epochs in FINETUNE_CANDIDATES["epochs"]:
+        for lr in FINETUNE_CANDIDATES["lr"]:
+            for kind in kinds:
+                if any(c["epochs"] == epochs and c["lr"] == lr and c["memory_kind"] == kind for c in done["candidates"]):
+                    continue
+                r = dataclasses.replace(recipe, finetune_epochs=epochs, finetune_lr=lr)
+                res = run_method(cell_method(PRIMARY_STRATEGY, kind), bench, memory=memory, recipe=r, device=dev,
+                                 seed=0, cache_dir=args.cache_dir, condense_config=cfg, log=log)
+                done["candidates"].append(dict(epochs=epochs, lr=lr, memory_kind=kind, memory=memory,
+                                               val_accuracy=res["final_avg_accuracy"],
+                                               train_seconds=res["train_seconds"]))
+                best = choose(done["candidates"], kinds)
+                done.update(choice=best, rule=f"best mean validation accuracy over memory kinds {kinds} "
+                            f"({PRIMARY_STRATEGY}, seed 0, {int(VALIDATION_FRACTION * 100)} % of each training "
+                            "experience held out; never the test stream)", **stamp(dev))
+                out.write_text(json.dumps(done, indent=1))
+                log(f"  E={epochs} lr={lr} {kind}: validation {res['final_avg_accuracy']:.2f} %")
+    log(f"choice: {done.get('choice')} -> set CPU_RECIPE's finetune_epochs and finetune_lr to it")
+
+
+def choose(candidates: list[dict], kinds) -> dict | None:
+    """The (epochs, lr) with the best mean validation accuracy over ``kinds`` among those measured for all of them."""
+    by = {}
+    for c in candidates:
+        by.setdefault((c["epochs"], c["lr"]), {})[c["memory_kind"]] = c["val_accuracy"]
+    full = {k: v for k, v in by.items() if all(kind in v for kind in kinds)}
+    if not full:
+        return None
+    (epochs, lr), accs = max(full.items(), key=lambda kv: sum(kv[1].values()) / len(kv[1]))
+    return dict(epochs=epochs, lr=lr, mean_val_accuracy=round(sum(accs.values()) / len(accs), 3))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,33 @@ each with its per-candidate validation accuracies (``candidates``); ``python ben
   GPU study:  python benchmarks/proxy_validity.py --device cuda --data-root DATA --ipc 10 50 --num-archs 100 \\
                   --proxy-epochs 300 --full-epochs 20 --iterations 8000
   CPU check:  python benchmarks/proxy_validity.py --quick --data-root DATA
+
+The CPU study (``--budget cpu``; issue 26) answers "is the proxy better than what a searcher would do instead, at
+the same cost":
+  * 40 architectures (``--num-archs``), a seeded sample stratified over depth, norm, activation and pooling
+    (``sample_stratified``), restricted to POOLED networks of width <= 128: unpooled and width-256 networks cost
+    several times more per sample on this CPU.
+  * ONE learning-rate schedule for every run: a CONSTANT lr (0.01), so every intermediate validation is the score a
+    shorter run would have had (a legitimate early stop); ``train_model``'s decay at half the epochs would bias
+    the early points.
+  * Cost is counted in sample passes (training samples x epochs), at aligned cost points
+    (``atom_plugin.integrations.proxy.plan.CPU_RUNS``): ~30k: the 100-sample proxies (condensed IPC 10 at factor 1,
+    random 100, herding 100) at 300 epochs, the 400-sample proxies (condensed IPC 10 at factor 2, the default, and
+    random 400) at 75 epochs, full data at 1/2 epoch; ~120k: the 400-sample proxies at 300 epochs, full data at 2
+    epochs; the reference: full data at 4 epochs (220k). Wall seconds are recorded too, but not the axis (two jobs
+    share the cores).
+  * Condensed proxies: 200 iterations, from the 55,000 non-validation images only, with their config pinned here
+    (``CPU_CONDENSE``) and the resolved config recorded; cached sets of other benchmarks are never reused.
+  * Reliability: a second seed for the first 10 architectures on full data and on the condensed default; the
+    per-architecture seed variance gives each side's reliability and the noise ceiling sqrt(rel_proxy * rel_full).
+  * The full-data networks are saved (safetensors), so the picks are tested, not retrained; candidates are ranked
+    on the validation split and the test set is touched only for the picks.
+
+  python benchmarks/proxy_validity.py --budget cpu --plan        # CPU-hour estimate (and measured speed so far)
+  python benchmarks/proxy_validity.py --budget cpu --prepare     # condense / select the proxies once
+  OMP_NUM_THREADS=1 nohup python benchmarks/proxy_validity.py --budget cpu --shard 0/2 > shard0.log 2>&1 &
+  OMP_NUM_THREADS=1 nohup python benchmarks/proxy_validity.py --budget cpu --shard 1/2 > shard1.log 2>&1 &
+  python benchmarks/proxy_validity.py --budget cpu --summary     # records: benchmarks/results/proxy_validity_cpu.json
 """
 from __future__ import annotations
 
@@ -43,13 +70,15 @@ from pathlib import Path
 from _common import (RESULTS, CandidateCache, ResultsFile, add_budget_args, add_out_arg, cached_set, log,
                      set_threads, stamp)
 
-from atom_plugin import ATOMConfig, CondensedDataset, condense, load_dataset, random_subset, validation_split
+from atom_plugin import (ATOMConfig, CondensedDataset, accuracy_on, condense, herding_subset, load_dataset,
+                         random_subset, validation_split)
 from atom_plugin import device_name, resolve_device
 from atom_plugin.data import VAL_SIZE
 from atom_plugin.runner import run_script
 
 try:  # the installed package is the one way in (these modules need no NNI)
-    from atom_plugin.integrations.nni import data as nni_data, space as nni_space, stats, train as nni_train
+    from atom_plugin.integrations.nni import data as nni_data
+    from atom_plugin.integrations.proxy import plan, space as nni_space, stats, train as nni_train
 except ModuleNotFoundError as exc:
     if not (exc.name or "").startswith("atom_plugin"):
         raise
@@ -82,7 +111,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_out_arg(ap, None, "default benchmarks/results/proxy_validity.json; quick: proxy_validity_quick.json")
     ap.add_argument("--quick", action="store_true", help="CPU-sized check: 6 architectures, 2/1 epochs, ipc 2, "
                     "3 condensation iterations with a width-16 network, 16 real images per class as 'full' data")
+    ap.add_argument("--budget", choices=["gpu", "cpu"], default="gpu", help="gpu: the study above (default); cpu: "
+                    "the equal-cost CPU study (see the module doc; its design is pinned)")
+    ap.add_argument("--plan", action="store_true", help="cpu: print the CPU-hour estimate and exit")
+    ap.add_argument("--prepare", action="store_true", help="cpu: make the proxies (condense, select) and exit")
+    ap.add_argument("--shard", default=None, metavar="I/K", help="cpu: train the architectures i, i+k, ... only "
+                    "(resumable; one single-thread job per core)")
+    ap.add_argument("--summary", action="store_true", help="cpu: the unsharded step: statistics, test picks, records")
     args = ap.parse_args(argv)
+    if args.budget == "cpu":
+        return _cpu_args(ap, args)
+    if args.plan or args.prepare or args.shard or args.summary:
+        ap.error("--plan, --prepare, --shard and --summary belong to the CPU study: add --budget cpu")
     q = args.quick
     defaults = dict(ipc=[2] if q else [10, 50], num_archs=6 if q else 100, proxy_epochs=2 if q else 300,
                     full_epochs=1 if q else 20, iterations=3 if q else 8000, full_subsample=16 if q else 0,
@@ -194,6 +234,8 @@ def _r(x, nd: int = 4):
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    if args.budget == "cpu":
+        return cpu_main(args)
     set_threads()
     dev = resolve_device(args.device)
     cache_dir = Path(args.cache_dir)
@@ -293,6 +335,298 @@ def _progress(items, label: str):
         if i == 1 or i == n or i % max(1, n // 10) == 0:
             log(f"[{label}] candidate {i}/{n}: {nni_space.arch_key(item)}")
         yield item
+
+
+# == the CPU study (--budget cpu) ==================================================================================
+
+# Condensation settings of the CPU proxies, pinned (the per-IPC defaults may change): IPC 10, 200 iterations, random
+# networks, lr_images 1.0; "condensed f2" is the default's factor 2 (400 decoded samples), "condensed f1" factor 1.
+CPU_CONDENSE = dict(preset="atom", ipc=10, iterations=200, batch_real=64, networks="random", lr_images=1.0)
+# Each proxy kind: (how it is made, IPC, factor); its size is IPC x factor^2 x classes.
+CPU_SETS = {"condensed f1": ("atom", 10, 1), "condensed f2": ("atom", 10, 2), "random 100": ("random", 10, 1),
+            "random 400": ("random", 40, 1), "herding 100": ("herding", 10, 1)}
+FULL_KIND = "full-data early stop"
+# --quick: the same kinds and shape on 16 images per class, IPC 1, a few epochs (a check of the code, not evidence).
+QUICK_SETS = {"condensed f1": ("atom", 1, 1), "condensed f2": ("atom", 1, 2), "random 100": ("random", 1, 1),
+              "random 400": ("random", 4, 1), "herding 100": ("herding", 1, 1)}
+QUICK_POINTS = {"160": 160, "640": 640}
+CPU_RECORD_KEY = ("dataset", "budget", "proxy", "cost_point", "num_architectures", "arch_seed", "train_seed", "quick")
+
+
+def _cpu_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Check and complete the CPU study's flags (a flag the design pins is an error, exit 2)."""
+    pinned = [f for f in ("ipc", "proxy_epochs", "full_epochs", "iterations", "full_subsample") if getattr(args, f) is not None]
+    if pinned or args.atom_proxy:
+        ap.error(f"--budget cpu pins the proxies, epochs and iterations; drop {', '.join('--' + f.replace('_', '-') for f in pinned) or '--atom-proxy'}")
+    if sum(bool(x) for x in (args.plan, args.prepare, args.shard, args.summary)) > 1:
+        ap.error("give one of --plan, --prepare, --shard I/K, --summary (none: all steps in this process)")
+    args.shard_index, args.shard_count = 0, 1
+    if args.shard:
+        try:
+            i, k = (int(x) for x in args.shard.split("/"))
+            assert 0 <= i < k
+        except (ValueError, AssertionError):
+            ap.error(f"--shard {args.shard}: give I/K with 0 <= I < K, e.g. --shard 0/2")
+        args.shard_index, args.shard_count = i, k
+    q = args.quick
+    defaults = dict(num_archs=6 if q else 40, bootstrap=100 if q else 1000, full_subsample=16 if q else 0,
+                    cache_dir="runs/proxy_validity_cpu_quick" if q else "runs/proxy_validity_cpu",
+                    out=str(RESULTS / ("proxy_validity_cpu_quick.json" if q else "proxy_validity_cpu.json")))
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.num_archs < (6 if q else 40):
+        log(f"note: {args.num_archs} architectures; the study needs >= 40 for a 95 % half-width <= 0.15")
+    args.lr_schedule = "constant"
+    return args
+
+
+def cpu_design(args):
+    """(runs, cost points, sets, reliability architectures) of the CPU study (--quick: the small version)."""
+    if not args.quick:
+        return plan.CPU_RUNS, plan.COST_POINTS, CPU_SETS, plan.RELIABILITY_ARCHS
+    runs = tuple(plan.Run(k, 10, 16, (16,)) for k in ("condensed f1", "random 100", "herding 100")) + (
+        plan.Run("condensed f2", 40, 16, (4, 16), seeds=(0, 1)), plan.Run("random 400", 40, 16, (4, 16)),
+        plan.Run(FULL_KIND, 160, 4, (1, 4), seeds=(0, 1)))
+    return runs, QUICK_POINTS, QUICK_SETS, 2
+
+
+def cpu_data(args):
+    """(train (the 55,000 non-validation images, or the quick subsample), val, classes)."""
+    full_train = load_dataset(args.dataset, args.data_root, split="train", download=args.download)
+    train, val = validation_split(full_train, args.val_size or None, quick=args.quick)
+    if args.full_subsample:
+        train = random_subset(train, args.full_subsample, seed=1)
+    return train, val
+
+
+def cpu_sets(args, train, dev, cache_dir: Path, sets: dict, *, make: bool) -> dict:
+    """{kind: dataset} of every proxy kind, made once and cached in ``cache_dir`` (with ``make`` False a missing
+    set is an error: run --prepare first)."""
+    out = {}
+    for kind, (how, ipc, factor) in sets.items():
+        tag = kind.replace(" ", "-") + f"-ipc{ipc}-f{factor}-n{len(train)}" + ("-quick" if args.quick else "")
+        path = cache_dir / "sets" / f"{tag}.safetensors"
+        if not path.exists() and not make:
+            raise SystemExit(f"error: the proxy {kind!r} is not prepared ({path} is missing); run "
+                             "python benchmarks/proxy_validity.py --budget cpu --prepare first")
+
+        def build(how=how, ipc=ipc, factor=factor) -> CondensedDataset:
+            if how == "random":
+                return random_subset(train, ipc, seed=0)
+            if how == "herding":
+                return herding_subset(train, ipc, seed=0, device=dev, feature_epochs=0 if args.quick else 1)
+            cfg = ATOMConfig(**dict(CPU_CONDENSE, ipc=ipc, factor=factor,
+                                    **(dict(iterations=3, width=16) if args.quick else {})))
+            s = condense(train, cfg, device=dev, seed=args.seed)
+            s.provenance["condensed_on"] = device_name(dev)
+            return s
+
+        data, seconds = cached_set(path, build, dev)
+        data.provenance.setdefault("seconds", round(seconds, 2))
+        out[kind] = data
+        log(f"proxy {kind}: {len(data)} training samples ({path})")
+    return out
+
+
+def _cpu_cache(cache_dir: Path, args) -> CandidateCache:
+    return CandidateCache(cache_dir / f"candidates-{args.shard_index}of{args.shard_count}.jsonl")
+
+
+def _cpu_entries(cache_dir: Path) -> dict:
+    """Every measured run of every shard's cache, by key."""
+    entries = {}
+    for f in sorted(cache_dir.glob("candidates-*of*.jsonl")):
+        entries.update(CandidateCache(f).entries)
+    return entries
+
+
+def _cpu_key(kind: str, arch: dict, seed: int, data, args) -> str:
+    return "|".join(str(v) for v in ("cpu", kind, nni_space.arch_key(arch), seed, _fingerprint(data), args.lr,
+                                    args.weight_decay, args.batch_size, args.lr_schedule))
+
+
+def cpu_train(args, dev, cache: CandidateCache, run, kind_data, arch: dict, seed: int, nets_dir: Path) -> dict:
+    """Train ``arch`` on ``kind_data`` for ``run.epochs`` (constant lr) validating at ``run.report_at``; the entry
+    holds [epochs, sample passes, validation accuracy %, seconds] per point. Full-data networks are saved."""
+    key = _cpu_key(run.kind, arch, seed, kind_data, args)
+    if key in cache.entries:
+        return cache.entries[key]
+    train, val = kind_data, args._val
+    c, h, w = train.image_shape
+    net = nni_space.build_network(arch, channels=c, num_classes=train.num_classes, image_size=(h, w))
+    points, t0 = [], time.perf_counter()
+
+    def on_report(epoch, acc):
+        points.append([epoch, plan.sample_passes(len(train), epoch), round(100.0 * acc, 3),
+                       round(time.perf_counter() - t0, 3)])
+
+    res = nni_train.train_and_validate(net, train, val, epochs=run.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                                       batch_size=args.batch_size, seed=seed, device=dev, lr_schedule=args.lr_schedule,
+                                       report_at=run.report_at, on_report=on_report)
+    entry = dict(key=key, kind=run.kind, arch=nni_space.arch_key(arch), seed=seed, train_size=len(train),
+                 epochs=run.epochs, points=points, seconds=round(res.seconds, 3), device=device_name(dev))
+    if run.kind == FULL_KIND:
+        from safetensors.torch import save_file
+
+        nets_dir.mkdir(parents=True, exist_ok=True)
+        path = nets_dir / f"{nni_space.arch_key(arch)}-s{seed}.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
+        entry["network"] = str(path)
+    cache.put(entry)
+    return entry
+
+
+def cpu_main(args) -> list[dict]:
+    """The CPU study's steps: --plan, --prepare, --shard I/K, --summary (none: all of them here)."""
+    set_threads()
+    dev = resolve_device(args.device)
+    cache_dir = Path(args.cache_dir)
+    runs, points, sets, rel_archs = cpu_design(args)
+    archs = nni_space.sample_stratified(args.num_archs, args.arch_seed, image_size=(28, 28))
+    if args.plan:
+        # making the proxies, at ConvNet-3 width-128 cost: two condensations (per iteration 64 real images per class
+        # forwarded, counted as 2 passes with the synthetic set's update) and herding's one feature epoch
+        making = 2 * CPU_CONDENSE["iterations"] * CPU_CONDENSE["batch_real"] * 10 * 2 + plan.FULL_SIZE
+        est = plan.estimate(archs, runs, reliability_archs=rel_archs, extra_passes=0 if args.quick else making)
+        for line in est.lines():
+            print(line)
+        print("  evaluations (kind, epochs, sample passes, cost point):")
+        for e in plan.evaluations(runs):
+            print(f"    {e}")
+        measured = [e for e in _cpu_entries(cache_dir).values() if e.get("seconds")]
+        if measured:
+            ms = 1000 * sum(e["seconds"] for e in measured) / sum(e["train_size"] * e["epochs"] for e in measured)
+            print(f"  measured so far: {len(measured)} runs, {ms:.2f} ms per sample pass on average (re-plan: drop "
+                  "the herding proxy or the 120k point before dropping architectures if the total is over 25 CPU-h)")
+        return []
+    train, val = cpu_data(args)
+    args._val = val
+    kind_data = cpu_sets(args, train, dev, cache_dir, sets, make=not (args.shard or args.summary))
+    kind_data[FULL_KIND] = train
+    if args.prepare:
+        return []
+    if not args.summary:
+        cache = _cpu_cache(cache_dir, args)
+        mine = [i for i in range(len(archs)) if i % args.shard_count == args.shard_index]
+        log(f"shard {args.shard_index}/{args.shard_count}: {len(mine)} of {len(archs)} architectures, "
+            f"{len(runs)} runs each; cache {cache.path}")
+        for n, i in enumerate(mine, 1):
+            for run in runs:
+                for seed in run.seeds if i < rel_archs else run.seeds[:1]:
+                    e = cpu_train(args, dev, cache, run, kind_data[run.kind], archs[i], args.seed + seed,
+                                  cache_dir / "nets")
+                    log(f"[{n}/{len(mine)}] {e['arch']} {run.kind} seed {seed}: "
+                        f"{[(p[0], p[2]) for p in e['points']]} in {e['seconds']:.0f} s")
+        if args.shard:
+            return []
+    return cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir)
+
+
+def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir) -> list[dict]:
+    """One record per (proxy kind, cost point) from every shard's measurements; the test set once, for the picks."""
+    entries = _cpu_entries(cache_dir)
+
+    def run_entry(run, arch, seed):
+        e = entries.get(_cpu_key(run.kind, arch, args.seed + seed, kind_data[run.kind], args))
+        if e is None:
+            raise SystemExit(f"error: {run.kind} on {nni_space.arch_key(arch)} (seed {seed}) is not measured yet; "
+                             "finish the --shard jobs first")
+        return e
+
+    # scores[(kind, cost point)] = {"epochs", "passes", "acc": [per arch], "seconds": [per arch], "acc2": {i: second seed}}
+    scores: dict = {}
+    for run in runs:
+        for ei, ep in enumerate(run.report_at):
+            passes = plan.sample_passes(len(kind_data[run.kind]), ep)
+            cp = plan.cost_point(passes, points)
+            row = scores.setdefault((run.kind, cp), dict(epochs=ep, passes=passes, acc=[], seconds=[], acc2={}))
+            for i, a in enumerate(archs):
+                e = run_entry(run, a, 0)
+                row["acc"].append(e["points"][ei][2])
+                row["seconds"].append(e["points"][ei][3])
+                if len(run.seeds) > 1 and i < rel_archs:
+                    row["acc2"][i] = run_entry(run, a, run.seeds[1])["points"][ei][2]
+    ref_cp = max(points, key=points.get)
+    ref = scores[(FULL_KIND, ref_cp)]
+    full = ref["acc"]
+    chance = 100.0 / kind_data[FULL_KIND].num_classes
+
+    def rel(row):
+        idx = sorted(row["acc2"])
+        return stats.reliability([row["acc"][i] for i in idx], [row["acc2"][i] for i in idx]) if len(idx) >= 3 else None
+
+    rel_full = rel(ref)
+    best = stats.pick(full)
+    picks = {best} | {stats.pick(row["acc"]) for row in scores.values()}
+    test = load_dataset(args.dataset, args.data_root, split="test", download=args.download)
+    test_acc = {}
+    for i in sorted(picks):  # the saved full-data (reference) networks of the picks: tested, not retrained
+        e = run_entry(next(r for r in runs if r.kind == FULL_KIND), archs[i], 0)
+        c, h, w = test.image_shape
+        net = nni_space.build_network(archs[i], channels=c, num_classes=test.num_classes, image_size=(h, w))
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(e["network"]))
+        test_acc[i] = round(accuracy_on(net.to(dev), test), 3)
+    names = [nni_space.arch_key(a) for a in archs]
+    ref_seconds = sum(ref["seconds"])
+    env = stamp(dev)
+    records = []
+    for (kind, cp), row in scores.items():
+        acc = row["acc"]
+        top = stats.pick(acc)
+        how, ipc, factor = (CPU_SETS if not args.quick else QUICK_SETS).get(kind, ("full", None, 1))
+        data = kind_data[kind]
+        make = float(data.provenance.get("seconds", 0.0)) if kind != FULL_KIND else 0.0
+        search = sum(row["seconds"])
+        rho = stats.spearman(acc, full)
+        ci = stats.bootstrap_ci(acc, full, n_boot=args.bootstrap, seed=0)
+        rel_p = rel(row)
+        rec = dict(
+            dataset=args.dataset, budget="cpu", proxy=kind, ipc=ipc, factor=factor, proxy_size=len(data),
+            cost_point=cp, epochs=row["epochs"], sample_passes=row["passes"], lr_schedule=args.lr_schedule,
+            spearman_all=_r(rho), spearman_all_ci=[_r(ci[0]), _r(ci[1])],
+            spearman_all_fisher_ci=[_r(x) for x in stats.fisher_ci(rho, len(acc))],
+            kendall=_r(stats.kendall(acc, full)),
+            kendall_ci=[_r(x) for x in stats.bootstrap_stat(stats.kendall, acc, full, n_boot=args.bootstrap, seed=0)],
+            spearman_top20=_r(stats.spearman_top(acc, full, args.top_frac)),
+            spearman_top20_ci=[_r(x) for x in stats.bootstrap_ci(acc, full, fraction=args.top_frac,
+                                                                 n_boot=args.bootstrap, seed=0)],
+            top_fraction=args.top_frac,
+            spearman_above_chance=_r(stats.spearman_above_chance(acc, full, chance)),
+            num_above_chance=int(len(stats.above_chance(full, chance))), chance_accuracy=chance,
+            top5_overlap=stats.top_k_overlap(acc, full, min(5, len(acc))),
+            top_pick=names[top], top_pick_full_accuracy=test_acc[top], best_architecture=names[best],
+            best_full_accuracy=test_acc[best], best_full_val_accuracy=full[best],
+            regret_points=round(stats.regret(test_acc[best], test_acc[top]), 3),
+            reliability=_r(rel_p), reliability_full=_r(rel_full), noise_ceiling=_r(stats.noise_ceiling(rel_p, rel_full)),
+            num_architectures=len(archs), search_seconds=round(search, 2), condense_seconds=round(make, 2),
+            seconds_total=round(search + make, 2), seconds_per_candidate=round(search / len(archs), 3),
+            full_seconds_total=round(ref_seconds, 2),
+            speedup_vs_full=round(ref_seconds / (search + make), 2) if search + make > 0 else None,
+            speedup_vs_full_amortised=round(ref_seconds / search, 2) if search > 0 else None,
+            full_epochs=ref["epochs"], full_train_size=len(kind_data[FULL_KIND]), val_size=len(args._val),
+            arch_seed=args.arch_seed, train_seed=args.seed, lr=args.lr, weight_decay=args.weight_decay,
+            batch_size=args.batch_size, bootstrap=args.bootstrap, quick=args.quick,
+            config=data.config if how == "atom" else None, candidates=[list(c) for c in zip(names, acc)], **env)
+        if how in ("atom",):  # paired bootstraps at equal cost: condensed - random of the same size, - early stop
+            size_twin = {"condensed f1": "random 100", "condensed f2": "random 400"}[kind]
+            for field, other in (("vs_random", size_twin), ("vs_early_stop", FULL_KIND)):
+                if (other, cp) in scores:
+                    pb = stats.paired_bootstrap(acc, scores[(other, cp)]["acc"], full, n_boot=args.bootstrap, seed=0)
+                    rec[field] = dict(against=other, difference=_r(pb["difference"]),
+                                      ci=[_r(x) for x in pb["ci"]], p_not_above_zero=_r(pb["p_not_above_zero"]))
+        records.append(rec)
+    results = ResultsFile(args.out, CPU_RECORD_KEY)
+    fresh = results.append_new(records)
+    if len(fresh) < len(records):
+        log(f"{len(records) - len(fresh)} record(s) with the same settings are already in {results.path}")
+    for r in records:
+        log(f"{r['proxy']:22s} {r['cost_point']:>5s} ({r['sample_passes']} passes): rho {r['spearman_all']} "
+            f"{r['spearman_all_ci']}, tau {r['kendall']}, top-20 % {r['spearman_top20']}, above chance "
+            f"{r['spearman_above_chance']}, top-5 overlap {r['top5_overlap']}, regret {r['regret_points']}")
+    return records
 
 
 if __name__ == "__main__":

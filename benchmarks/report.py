@@ -15,6 +15,7 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
+from avalanche_replay import GRID_TARGETS
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -280,9 +281,12 @@ _BUDGET_NOTES = {"quick": "CPU smoke settings, not comparable to full runs",
                  "cpu": "reduced CPU recipe `CPU_RECIPE`, not the full recipe"}
 
 
-def _best_file(stem: str) -> tuple[Path, str, list[dict]] | None:
-    """(path, label, records) of the first of :data:`BUDGET_FILES` that holds records, or None."""
+def _best_file(stem: str, exclude: tuple[str, ...] = ()) -> tuple[Path, str, list[dict]] | None:
+    """(path, label, records) of the first of :data:`BUDGET_FILES` (less the suffixes in ``exclude``) that holds
+    records, or None."""
     for suffix, label in BUDGET_FILES:
+        if suffix in exclude:
+            continue
         path = RESULTS / f"{stem}{suffix}.json"
         recs = read_records(path)
         if recs:
@@ -441,7 +445,7 @@ def avalanche_section() -> str:
     if found is None:
         return "_no results yet: run benchmarks/avalanche_replay.py_"
     path, label, recs = found
-    recs = [r for r in recs if r.get("benchmark") == AVALANCHE]
+    recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r["method"] in AVALANCHE_METHODS]  # the grid: below
     figure = _avalanche_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{avalanche_markdown(recs, figure)}"
 
@@ -541,12 +545,131 @@ def _proxy_figure(records: list[dict], name: str) -> str:
 
 
 def proxy_validity_section() -> str:
-    found = _best_file("proxy_validity")
+    found = _best_file("proxy_validity", exclude=("_cpu",))  # the CPU study: proxy_cpu_section
     if found is None:
         return "_no results yet: run benchmarks/proxy_validity.py_"
     path, label, recs = found
     figure = _proxy_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{proxy_validity_markdown(recs, figure)}"
+
+
+# -- the equal-cost CPU proxy study (benchmarks/proxy_validity.py --budget cpu) --------------------------------------
+
+from atom_plugin.integrations.proxy.plan import CPU_RUNS  # noqa: E402  (the proxy kinds, in the study's order)
+
+_CPU_PROXY_FILES = ("proxy_validity_cpu.json", "proxy_validity_cpu_quick.json")  # the study, else its quick check
+_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100",
+                    "full-data early stop")  # the figure's lines and the table's row order
+assert set(_CPU_PROXY_KINDS) == {r.kind for r in CPU_RUNS}
+_CPU_PROXY_TODO = ("_not yet measured: the CPU study's commands are above (`--plan`, `--prepare`, two `--shard i/2` "
+                   "jobs, `--summary`)_")
+
+
+def _cpu_proxy_records() -> tuple[str, list[dict]] | None:
+    """(file name, records of its last study) of the first of :data:`_CPU_PROXY_FILES` with records, or None."""
+    for name in _CPU_PROXY_FILES:
+        recs = [r for r in read_records(RESULTS / name) if r.get("budget") == "cpu"]
+        if recs:
+            last = recs[-1].get("command")
+            return name, [r for r in recs if r.get("command") == last]
+    return None
+
+
+def _cpu_order(r: dict) -> tuple:
+    k = r["proxy"]
+    return (_CPU_PROXY_KINDS.index(k) if k in _CPU_PROXY_KINDS else len(_CPU_PROXY_KINDS), r["sample_passes"])
+
+
+def _delta(d: dict | None) -> str:
+    if not d or d.get("difference") is None:
+        return "—"
+    return f"{d['difference']:+.3f} {_cell(d.get('ci'))}"
+
+
+def _cpu_verdicts(recs: list[dict]) -> list[str]:
+    """The issue's targets, each stated as met or missed from the records (a miss is a finding)."""
+    out = []
+    for r in (x for x in recs if x["proxy"].startswith("condensed")):
+        lo, hi = r.get("spearman_all_ci") or [None, None]
+        half = None if lo is None or hi is None else (hi - lo) / 2
+        rnd, es = r.get("vs_random") or {}, r.get("vs_early_stop") or {}
+        ok = [("ρ ≥ 0.75", r["spearman_all"] is not None and r["spearman_all"] >= 0.75),
+              ("95 % half-width ≤ 0.15", half is not None and half <= 0.15),
+              (f"ρ − ρ({rnd.get('against', 'random')}) ≥ +0.10 with the paired interval above 0",
+               rnd.get("difference") is not None and rnd["difference"] >= 0.10 and (rnd["ci"][0] or 0) > 0),
+              ("ρ ≥ ρ(full-data early stop)", es.get("difference") is not None and es["difference"] >= 0),
+              ("regret ≤ 0.5 points", r["regret_points"] <= 0.5)]
+        out.append(f"- {r['proxy']} at {r['cost_point']} passes: " + "; ".join(
+            f"{name} **{'met' if good else 'missed'}**" for name, good in ok)
+            + f"; speed-up vs the 4-epoch reference, making the proxy included: {_cell(r.get('speedup_vs_full'))}×.")
+    return out
+
+
+def _cpu_proxy_figure(recs: list[dict], name: str) -> str:
+    """ρ against sample passes, one line per proxy kind (the figure a searcher decides from)."""
+    def draw(plt, path):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for kind in _CPU_PROXY_KINDS:
+            pts = sorted((r["sample_passes"], r["spearman_all"]) for r in recs
+                         if r["proxy"] == kind and r["spearman_all"] is not None)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=kind)
+        ax.set_xscale("log")
+        ax.set_xlabel("sample passes per architecture (training samples × epochs)")
+        ax.set_ylabel("Spearman ρ vs full data (4 epochs)")
+        ax.set_title(f"Rank agreement at equal cost ({recs[0]['num_architectures']} architectures)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(name, "Spearman rho against sample passes, one line per proxy kind", draw)
+
+
+def proxy_cpu_section() -> str:
+    """The CPU study: a table per (proxy, cost point), the targets met or missed, the figure, the provenance."""
+    found = _cpu_proxy_records()
+    if found is None:
+        return _CPU_PROXY_TODO
+    name, recs = found
+    recs = sorted(recs, key=_cpu_order)
+    r0 = recs[0]
+    quick = "**Quick CPU check, not a result.** " if r0.get("quick") else ""
+    head = ["proxy", "passes", "epochs", "ρ all [95 % CI]", "τ [95 % CI]", "ρ top 20 %", "ρ above chance",
+            "top-5 overlap", "regret (points)", "Δρ vs random, same size", "Δρ vs early stop", "noise ceiling",
+            "s (with making)"]
+    rows = [[r["proxy"], f"{r['sample_passes']:,}", _cell(r["epochs"]),
+             f"{_cell(r['spearman_all'])} {_cell(r.get('spearman_all_ci'))}",
+             f"{_cell(r['kendall'])} {_cell(r.get('kendall_ci'))}", _cell(r["spearman_top20"]),
+             f"{_cell(r['spearman_above_chance'])} (n = {r['num_above_chance']})", _cell(r["top5_overlap"]),
+             _cell(r["regret_points"]), _delta(r.get("vs_random")), _delta(r.get("vs_early_stop")),
+             _cell(r.get("noise_ceiling")), _cell(r["seconds_total"])] for r in recs]
+    text = (f"{quick}From `benchmarks/results/{name}`: {r0['num_architectures']} architectures (stratified, pooled, "
+            f"width ≤ 128); {r0['lr_schedule']} learning rate {r0['lr']} for every run; reference = full data "
+            f"({r0['full_train_size']} images) at {_cell(r0['full_epochs'])} epochs; ranked on {r0['val_size']} "
+            f"validation images, the picks' saved full-data networks tested once. Intervals: percentile bootstrap "
+            f"over architectures; Δρ: paired bootstrap. Noise ceiling: √(reliability of the proxy × of full data) "
+            f"from a second seed.\n\n" + markdown_table(head, rows) + "\n\n" + "\n".join(_cpu_verdicts(recs)))
+    figure = _cpu_proxy_figure(recs, "proxy_validity_cpu.png")
+    return text + (f"\n\n{figure}" if figure else "") + f"\n\n{provenance(recs)}"
+
+
+def proxy_cpu_line() -> str:
+    """One README line: the condensed default's ρ at equal cost against its controls, or "not yet measured"."""
+    found = _cpu_proxy_records()
+    if found is None:
+        return "**Proxy at equal cost** (CPU study, 40 architectures): not yet measured."
+    recs = found[1]
+    f2 = sorted((r for r in recs if r["proxy"] == "condensed f2"), key=lambda r: -r["sample_passes"])
+    if not f2:
+        return "**Proxy at equal cost** (CPU study): no condensed-proxy record yet."
+    r = f2[0]
+    note = " — a quick CPU check, not a result" if r.get("quick") else ""
+    return (f"**Proxy at equal cost** (CPU study, {r['num_architectures']} architectures, {r['sample_passes']:,} "
+            f"sample passes each): condensed ρ = {_cell(r['spearman_all'])} {_cell(r.get('spearman_all_ci'))}; "
+            f"vs random of the same size Δρ {_delta(r.get('vs_random'))}; vs full-data early stop "
+            f"{_delta(r.get('vs_early_stop'))}; regret {_cell(r['regret_points'])} points{note}.")
 
 
 # -- the README's summary: the headline table and one line per downstream use ---------------------------------------
@@ -630,7 +753,7 @@ def continual_learning_line() -> str:
 
 def nas_line() -> str:
     """One line: Spearman ρ between the proxies' and full data's rankings of the sampled architectures."""
-    found = _best_file("proxy_validity")
+    found = _best_file("proxy_validity", exclude=("_cpu",))  # the CPU study: proxy_cpu_section
     if found is None:
         return "_no architecture-search results yet_"
     _, label, recs = found
@@ -641,11 +764,219 @@ def nas_line() -> str:
             f"ConvNets; rank correlation of proxy-trained with full-data-trained validation accuracy): {rho}{note}.")
 
 
+# -- the strategies x memories grid (benchmarks/avalanche_replay.py --strategies/--memory-kinds; issue 22) -----------
+
+from atom_plugin.integrations.avalanche.methods import (  # noqa: E402
+    GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY, STRATEGIES as _STRATEGIES, cell_of as _cell_of)
+
+_GRID_RUN = ("`OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu --memories 100 --strategies "
+             + " ".join(_STRATEGIES) + " --memory-kinds " + " ".join(_KINDS) + " --cache-dir runs/avalanche-memories`")
+
+
+def _grid_records() -> tuple[str, str, list[dict]] | None:
+    """(file name, budget label, records) of the grid: the default memory variant (ATOM memories at the per-IPC
+    factor table, no memory DSA; real memories without memory DSA), one record per (memory, cell, seed)."""
+    found = _best_file("avalanche_splitfmnist")
+    if found is None:
+        return None
+    path, label, recs = found
+    out, seen = [], set()
+    for r in recs:
+        if r.get("benchmark") != AVALANCHE or r.get("final_avg_accuracy") is None:
+            continue
+        cell = _cell_of(r)
+        factor, dsa = variant(r)
+        if cell not in _GRID or dsa or (cell[1] == "atom" and factor != "table"):
+            continue
+        k = (int(r["memory"]), cell, r["seed"])
+        if k not in seen:
+            seen.add(k)
+            out.append(dict(r, _cell=cell))
+    return path.name, label, out
+
+
+def _by_seed(recs: list[dict], memory: int, cell: tuple) -> dict:
+    return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell}
+
+
+def _paired_text(a: dict, b: dict) -> tuple[float | None, str]:
+    """(mean, text) of a's accuracy minus b's over the seeds both have (``{seed: record}``)."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None, "not yet measured"
+    d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in seeds]
+    spread = f" ± {statistics.stdev(d):.2f}" if len(d) > 1 else ""
+    return statistics.mean(d), f"{statistics.mean(d):+.2f}{spread} ({len(d)} seeds)"
+
+
+def _mean_acc(runs: dict) -> float:
+    return statistics.mean(r["final_avg_accuracy"] for r in runs.values())
+
+
+def _counterpart(recs: list[dict], memory: int, strategy: str) -> str | None:
+    """The better real memory of ``strategy`` (higher mean accuracy over its seeds), None when neither is measured."""
+    real = {k: _by_seed(recs, memory, (strategy, k)) for k in ("random", "herding") if (strategy, k) in _GRID}
+    real = {k: v for k, v in real.items() if v}
+    return max(real, key=lambda k: _mean_acc(real[k])) if real else None
+
+
+def _grid_table(recs: list[dict], memory: int) -> str:
+    """The table at ``memory``: every strategy at memory 100 (the grid), elsewhere those measured and the primary."""
+    rows = []
+    for strategy in _STRATEGIES:
+        if memory != 100 and strategy != _PRIMARY and not any(_by_seed(recs, memory, (strategy, k)) for k in _KINDS):
+            continue
+        cells = []
+        for kind in _KINDS:
+            runs = _by_seed(recs, memory, (strategy, kind))
+            cells.append("—" if (strategy, kind) not in _GRID else
+                         mean_std([r["final_avg_accuracy"] for r in runs.values()]) + f" (n={len(runs)})" if runs
+                         else "not yet measured")
+        ref = _counterpart(recs, memory, strategy)
+        atom = _by_seed(recs, memory, (strategy, "atom"))
+        delta = _paired_text(atom, _by_seed(recs, memory, (strategy, ref)))[1] if ref else "not yet measured"
+        cond = mean_std([r["condense_seconds"] for r in atom.values()], 0) if atom else ""
+        train = mean_std([r.get("train_seconds_without_condensation", r["train_seconds"] - r["condense_seconds"])
+                          for r in atom.values()], 0) if atom else ""
+        rows.append([f"**{strategy}**" if strategy == _PRIMARY else strategy, *cells,
+                     f"{delta}{f' vs {ref}' if ref else ''}", cond, train])
+    return markdown_table(["strategy", *(f"{k} (%)" for k in _KINDS), "ATOM − counterpart (points, paired)",
+                           "ATOM condensation (s)", "ATOM training (s)"], rows)
+
+
+def _grid_best(recs: list[dict], memory: int, atom: bool) -> tuple[tuple, dict] | None:
+    """The cell with the best mean accuracy among the ATOM (or the real-sample) cells measured at ``memory``."""
+    cells = {c: _by_seed(recs, memory, c) for c in _GRID if (c[1] == "atom") == atom}
+    cells = {c: v for c, v in cells.items() if v}
+    if not cells:
+        return None
+    best = max(cells, key=lambda c: _mean_acc(cells[c]))
+    return best, cells[best]
+
+
+def _grid_target_lines(recs: list[dict]) -> list[str]:
+    lines = []
+    for memory, goal in sorted(GRID_TARGETS["primary"].items()):
+        ref = _counterpart(recs, memory, _PRIMARY)
+        mean, text = _paired_text(_by_seed(recs, memory, (_PRIMARY, "atom")),
+                                  _by_seed(recs, memory, (_PRIMARY, ref))) if ref else (None, "not yet measured")
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}"
+        lines.append(f"- memory {memory}, primary strategy {_PRIMARY}: ATOM − {ref or 'counterpart'} = {text} "
+                     f"(target {goal:+.1f}{verdict})")
+    for memory, goal in sorted(GRID_TARGETS["best"].items()):
+        ours, ref = _grid_best(recs, memory, True), _grid_best(recs, memory, False)
+        if ours is None or ref is None:
+            lines.append(f"- memory {memory}: best ATOM method − best real-sample method: not yet measured "
+                         f"(target {goal:+.1f})")
+            continue
+        mean, text = _paired_text(ours[1], ref[1])
+        left = sum(not _by_seed(recs, memory, c) for c in _GRID)
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}" + (
+            f", provisional: {left} of {len(_GRID)} cells not yet measured" if left else "")
+        lines.append(f"- memory {memory}: best ATOM method ({'/'.join(ours[0])}) − best real-sample method "
+                     f"({'/'.join(ref[0])}) = {text} (target {goal:+.1f}{verdict})")
+    return lines
+
+
+def _grid_figure(recs: list[dict], memory: int) -> str:
+    def draw(plt, path: Path):
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        width = 0.8 / len(_KINDS)
+        drawn = False
+        for j, kind in enumerate(_KINDS):
+            xs, ys, es = [], [], []
+            for i, strategy in enumerate(_STRATEGIES):
+                accs = [r["final_avg_accuracy"] for r in _by_seed(recs, memory, (strategy, kind)).values()]
+                if accs:
+                    xs.append(i + (j - 1) * width)
+                    ys.append(statistics.mean(accs))
+                    es.append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+            if xs:
+                drawn = True
+                ax.bar(xs, ys, width, yerr=es, label=kind, color=f"C{j}")
+        if not drawn:
+            plt.close(fig)
+            return False
+        ax.set_xticks(range(len(_STRATEGIES)), _STRATEGIES)
+        ax.set_ylabel("final average accuracy (%)")
+        ax.set_ylim(50, 90)
+        ax.set_title(f"{AVALANCHE}, memory {memory}: strategies × memories (mean ± std over seeds)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return _figure(f"avalanche_grid_{memory}.png", f"strategies x memories at memory {memory}", draw)
+
+
+def avalanche_grid_section() -> str:
+    """The strategies × memories table per memory (mean ± std over seeds; ATOM − its counterpart, paired by seed;
+    condensation beside training seconds), the targets of issue 22 and a plot; "not yet measured" for what is missing."""
+    found = _grid_records()
+    if found is None or not found[2]:
+        return f"_not yet measured: run {_GRID_RUN}_"
+    name, label, recs = found
+    parts = [f"{label}From `benchmarks/results/{name}` (ATOM memories at the per-IPC factor table, no memory DSA; "
+             f"bold: the primary strategy, named before the runs; counterpart: the better real memory of the same "
+             f"strategy; seconds: mean per run on the recording machine, a cached memory counting its original "
+             f"condensation time):", ""]
+    for memory in sorted({int(r["memory"]) for r in recs}):
+        parts += [f"**Memory {memory}**", "", _grid_table(recs, memory), ""]
+    parts += ["Targets (issue 22):", "", *_grid_target_lines(recs), ""]
+    figure = _grid_figure(recs, 100) if any(int(r["memory"]) == 100 for r in recs) else ""
+    parts += [figure, "", provenance(recs)] if figure else [provenance(recs)]
+    parts += ["", f"Missing cells: {_GRID_RUN}."] if any(
+        not _by_seed(recs, 100, c) for c in _GRID) else []
+    return "\n".join(parts)
+
+
+#: The two lines of code of each strategy family, filled with the run's memory (and fine-tune).
+_RECIPE_CODE = {
+    "er_ace": ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b}{ft})",
+               "use_atom_memory(strategy, ATOMBuffer({m}))"),
+    "replay": ("plugins = [ATOMReplayPlugin(mem_size={m}){ftp}]",
+               "strategy = Naive(model=model, optimizer=optimizer, plugins=plugins)"),
+    "gdumb": ("plugins = [CondensedGDumbPlugin(mem_size={m})]",
+              "strategy = Naive(model=model, optimizer=optimizer, train_epochs=100, plugins=plugins)"),
+    "der": ("strategy = DER(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b})",
+            "use_atom_memory(strategy, ATOMLogitsBuffer({m}))"),
+}
+
+
+def avalanche_recommended_section(memory: int = 100) -> str:
+    """The grid's best ATOM method at ``memory`` -- once every ATOM cell of the grid is measured there -- with its
+    accuracy, its counterpart's, its cost and the two lines of code."""
+    found = _grid_records()
+    recs = found[2] if found else []
+    missing = [c for c in _GRID if c[1] == "atom" and not _by_seed(recs, memory, c)]
+    if not recs or missing:
+        return (f"_not yet measured: the recommendation is the grid's best ATOM method at memory {memory}; missing "
+                f"ATOM cells: {', '.join(s for s, _ in missing) or 'all'} ({_GRID_RUN})._")
+    (strategy, _), runs = _grid_best(recs, memory, True)
+    ref = _counterpart(recs, memory, strategy)
+    _, delta = _paired_text(runs, _by_seed(recs, memory, (strategy, ref))) if ref else (None, "not yet measured")
+    r0 = next(iter(runs.values()))
+    ft = strategy.endswith("+ft")
+    ft_args = f"BalancedFineTunePlugin({r0.get('finetune_epochs')}, {r0.get('finetune_lr')})" if ft else ""
+    lines = _RECIPE_CODE[strategy.replace("+ft", "")]
+    code = "\n".join(line.format(m=memory, b=r0.get("batch_size_mem") or 64, ft=f", plugins=[{ft_args}]" if ft_args
+                                  else "", ftp=f", {ft_args}" if ft_args else "") for line in lines)
+    cond = mean_std([r["condense_seconds"] for r in runs.values()], 0)
+    total = mean_std([r["train_seconds"] for r in runs.values()], 0)
+    return (f"{found[1]}**Use an `ATOMBuffer` with {strategy}** — the grid's best ATOM method at memory {memory} "
+            f"(SplitFMNIST-5): final average accuracy {mean_std([r['final_avg_accuracy'] for r in runs.values()])} "
+            f"% over {len(runs)} seeds, {delta} points over its counterpart ({ref}, paired by seed). Cost per run: "
+            f"{cond} s of condensation within {total} s in all ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
-            "continual_learning": continual_learning_line, "nas": nas_line}
+            "continual_learning": continual_learning_line, "nas": nas_line,
+            "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
+            "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 

@@ -20,7 +20,8 @@ API = ROOT / "docs" / "api"
 SOURCES = {"atom_plugin": ROOT / "atom_plugin", "atom_plugin.integrations": ROOT / "integrations"}
 # The packages whose __all__ re-exports names documented elsewhere: their pages render or link each one.
 PACKAGES = ("atom_plugin", "atom_plugin.models", "atom_plugin.data", "atom_plugin.cli",
-            "atom_plugin.integrations.avalanche", "atom_plugin.integrations.nni")
+            "atom_plugin.integrations.avalanche", "atom_plugin.integrations.nni", "atom_plugin.integrations.optuna",
+            "atom_plugin.integrations.proxy")
 
 
 def public_modules() -> list[str]:
@@ -107,7 +108,7 @@ def test_the_site_lists_every_public_name_of_every_public_module(site):
                 yield member.path
 
     found = list(names(package))
-    assert {"atom_plugin.loss.matching_loss", "atom_plugin.integrations.nni.space.DIMENSIONS"} <= set(found)
+    assert {"atom_plugin.loss.matching_loss", "atom_plugin.integrations.proxy.space.DIMENSIONS"} <= set(found)
     assert [n for n in found if n not in objects] == [], "public names the site leaves out (no docstring?)"
 
 

@@ -24,7 +24,7 @@ EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "examples
                   if not p.name.startswith("_"))
 TIMEOUT_S = 300
 # Optional toolkits (extras of pyproject): top-level module -> the extra that installs it.
-OPTIONAL = {"avalanche": "avalanche", "nni": "nni", "pytorch_lightning": "nni", "lightning": "nni"}
+OPTIONAL = {"avalanche": "avalanche", "nni": "nni", "pytorch_lightning": "nni", "lightning": "nni", "optuna": "optuna"}
 
 
 def optional_toolkits(path: Path) -> set[str]:

@@ -12,11 +12,18 @@ shares ``max_size`` among the classes seen (Avalanche's ``get_group_lengths``); 
 whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it and its factor, never truncated.
 ``"per_class"``: ``images_per_class`` per class, ``max_size`` a hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
 are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
-strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only).
+strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only). Strategies that own
+their memory (``ER_ACE``, ``DER``): :mod:`.strategies`; the replay guard :meth:`ATOMBuffer.check_replay`; the state
+without pickle :meth:`ATOMBuffer.state_dict` (resuming: :mod:`.resume`); reusing condensed updates: ``cache_dir``.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
+import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -29,7 +36,7 @@ from avalanche.evaluation.metric_results import MetricValue  # noqa: E402
 from avalanche.training.storage_policy import BalancedExemplarsBuffer  # noqa: E402
 
 from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset  # noqa: E402
-from atom_plugin import ProgressBar, merge_condensed  # noqa: E402
+from atom_plugin import ProgressBar, __version__ as _atom_version, merge_condensed  # noqa: E402
 from atom_plugin.data import DEFAULT_DSA_STRATEGY  # noqa: E402
 from atom_plugin.errors import ConfigError, check_choice  # noqa: E402
 
@@ -58,6 +65,10 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         norm_tolerance: largest accepted difference from the core's statistics before a warning.
         callbacks: extra :class:`atom_plugin.CondenseCallback` objects passed to every condensation call.
         loader_batch_size: minibatch size used to read an experience through its eval transforms.
+        cache_dir: a folder of condensed memories to reuse (None: no cache). Condensation uses random networks, not
+            the learner, so the memory after an update depends only on the data, the memory before it and the
+            settings: an update whose key (:meth:`cache_key`) is there is loaded instead of condensed (its history
+            entry keeps the original ``seconds`` and says ``cached: True``); a new one is saved there.
 
     Attributes:
         buffer_groups: ``{(task, class): CondensedGroup}`` in arrival order; ``condensed``: the same as
@@ -69,6 +80,8 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
             experience), ``memory_size`` (stored images), ``memory_decoded`` (decoded samples).
         normalization: ``mean``, ``std``, ``source`` ("Normalize transform", "argument" or "unknown"),
             ``dataset`` (torchvision class), ``core_dataset``, ``core_mean``, ``core_std``, ``matches_core``.
+        strict_replay: after each update :meth:`check_replay` raises (True) or warns (False, the default) when the
+            strategy's memory minibatch exceeds what the memory serves (:func:`.strategies.use_atom_memory` sets it).
 
     Raises:
         ConfigError: bad arguments (message names the argument).
@@ -79,7 +92,7 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
                  progress: bool = True, small_class: str = "cap", recondense_iterations: int | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  norm_tolerance: float = 1e-3, callbacks: Sequence[CondenseCallback] = (),
-                 loader_batch_size: int = 1024):
+                 loader_batch_size: int = 1024, cache_dir: str | Path | None = None):
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise ConfigError(f"max_size (mem_size) must be a whole number of images >= 1, got {max_size!r}")
         self.policy = check_choice(policy, "policy", POLICIES)
@@ -102,6 +115,8 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         self.image_shape: tuple[int, ...] | None = None
         self.item_dtype: torch.dtype | None = None
         self.num_classes, self.dsa_strategy, self.dataset_name = 0, None, "avalanche"
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.strict_replay = False  # check_replay after an update: warn (True: raise; see use_atom_memory)
 
     # -- facts -------------------------------------------------------------------------------------------------
     @property
@@ -187,6 +202,11 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
         counts = class_counts(y, t)
         self._grow_classes(int(y.max()) + 1)
         sizes = self._plan(counts, exp_id)
+        key = self.cache_key(x, y, t, exp_id, device) if self.cache_dir is not None else None
+        if key is not None and (self.cache_dir / f"{key}.safetensors").is_file():
+            self._load_cached(agent_state, exp_id, key, read_seconds, device)
+            self.check_replay(agent_state, strict=self.strict_replay)
+            return
         t0 = time.perf_counter()
         old = recondense_groups(self.buffer_groups, {k: n for k, n in sizes.items() if k not in counts},
                                 self._recondense_config(), device=device, seed=lambda j: self._seed(exp_id, j),
@@ -196,8 +216,151 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
                                seed=lambda j: self._seed(exp_id, len(old) + j), callbacks=self._callbacks,
                                label=f"exp {exp_id}")
         groups = {**self.buffer_groups, **{key: CondensedGroup(self, key, cd) for key, cd in new.items()}}
-        self.buffer_groups = {key: groups[key] for key in sizes}  # arrival order (a returning class keeps its rank)
+        self.buffer_groups = {k: groups[k] for k in sizes}  # arrival order (a returning class keeps its rank)
         self._record(agent_state, exp_id, list(counts), [k for batch in old for k in batch], t0, read_seconds, device)
+        if key is not None:
+            self._save_cached(key)
+        self.check_replay(agent_state, strict=self.strict_replay)
+
+    # -- replay guard, state, cache -------------------------------------------------------------------------------
+    def check_replay(self, strategy, *, strict: bool = False) -> None:
+        """Say, in one line, when the strategy's memory minibatch (``strategy.batch_size_mem``: ``ER_ACE``, ``DER``)
+        exceeds what this memory can serve: those strategies replay only when ``len(buffer) >= batch_size_mem``
+        (their loader drops the last partial minibatch), so replay would be off without a word. ``len(buffer)``
+        counts *decoded* samples (a factor-2 memory of 100 stored images has 400), so a memory minibatch between
+        the stored and the decoded count replays here but not with a real-sample memory of the same storage: an
+        unfair comparison, also reported. Called after every update; strategies without ``batch_size_mem``
+        (``ReplayPlugin`` users, GDumb) are not checked.
+
+        Args:
+            strategy: the strategy (its ``batch_size_mem``, if any, is read).
+            strict: raise instead of warning.
+
+        Raises:
+            ConfigError: ``strict`` and the memory minibatch exceeds the decoded or the stored sample count.
+        """
+        bsm = getattr(strategy, "batch_size_mem", None)
+        if not isinstance(bsm, int) or not self.buffer_groups:
+            return
+        msg = None
+        if bsm > self.decoded_size:
+            msg = (f"batch_size_mem={bsm} exceeds the memory's {self.decoded_size} decoded samples: the strategy will "
+                   f"not replay; use batch_size_mem <= {self.decoded_size}")
+        elif bsm > self.stored_size:
+            msg = (f"batch_size_mem={bsm} exceeds the memory's {self.stored_size} stored images: a real-sample memory "
+                   f"of the same storage would not replay (unfair comparison); use batch_size_mem <= "
+                   f"{self.stored_size}")
+        if msg is not None and strict:
+            raise ConfigError(msg)
+        if msg is not None:
+            warnings.warn(msg, stacklevel=2)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The memory's state, without pickle: ``{"tensors": {name: Tensor}, "meta": JSON-able dict}``. Tensors: per
+        group i, ``groups.i.images`` (stored images ``(n, C, H, W)`` float32) and ``groups.i.labels`` (``(n,)``
+        int64); meta: the groups' keys, factors and set metadata, the bookkeeping (``max_size``, ``ipc``, classes,
+        image shape, normalisation, :attr:`history`). Write the tensors with ``safetensors`` and the meta as JSON
+        (:func:`.resume.save_run` does both).
+
+        Raises:
+            ConfigError: a group holds a ZCA-whitened set (not supported here).
+        """
+        tensors: dict[str, torch.Tensor] = {}
+        groups = []
+        for i, (key, g) in enumerate(self.buffer_groups.items()):
+            cd = g.condensed
+            if cd.zca is not None:
+                raise ConfigError("state_dict does not support ZCA-whitened memories; save the groups with "
+                                  "CondensedDataset.save")
+            tensors[f"groups.{i}.images"], tensors[f"groups.{i}.labels"] = cd.stored_images, cd.stored_labels
+            groups.append(dict(key=list(key), classes=list(cd.classes), mean=list(cd.mean), std=list(cd.std),
+                               name=cd.name, dsa_strategy=cd.dsa_strategy, method=cd.method, config=cd.config,
+                               provenance=cd.provenance, factor=cd.factor))
+        meta = dict(format="atom-buffer", version=1, max_size=self.max_size, policy=self.policy, ipc=self.ipc,
+                    seed=self.seed, groups=groups, num_classes=self.num_classes, history=self.history,
+                    normalization=self.normalization, image_shape=list(self.image_shape or []) or None,
+                    item_dtype=str(self.item_dtype).replace("torch.", "") if self.item_dtype is not None else None,
+                    dsa_strategy=self.dsa_strategy, dataset_name=self.dataset_name)
+        return dict(tensors=tensors, meta=json.loads(json.dumps(meta)))
+
+    def load_state_dict(self, state: dict[str, Any], strategy=None) -> None:
+        """Restore :meth:`state_dict`'s output into this buffer (built with the same arguments).
+
+        Args:
+            state: ``{"tensors": ..., "meta": ...}`` as :meth:`state_dict` returns it (or as read back from disk).
+            strategy: the strategy, for buffers whose items depend on the model (:class:`.strategies.ATOMLogitsBuffer`
+                reads its logits from ``state`` instead); unused here.
+
+        Raises:
+            ConfigError: not an ATOM buffer state, or ``max_size``/``policy`` differ from this buffer's.
+        """
+        tensors, meta = state["tensors"], state["meta"]
+        if meta.get("format") != "atom-buffer":
+            raise ConfigError("state is not an ATOMBuffer state_dict (no 'atom-buffer' format); pass "
+                              "ATOMBuffer.state_dict()'s output")
+        if (meta["max_size"], meta["policy"]) != (self.max_size, self.policy):
+            raise ConfigError(f"state holds a memory of max_size={meta['max_size']}, policy={meta['policy']!r}; "
+                              f"this buffer has {self.max_size}, {self.policy!r}: build it with the same arguments")
+        self.ipc, self.num_classes, self.history = meta["ipc"], meta["num_classes"], list(meta["history"])
+        self.normalization, self.dsa_strategy, self.dataset_name = (meta["normalization"], meta["dsa_strategy"],
+                                                                    meta["dataset_name"])
+        self.image_shape = tuple(meta["image_shape"]) if meta["image_shape"] else None
+        self.item_dtype = getattr(torch, meta["item_dtype"]) if meta["item_dtype"] else None
+        self._set_groups(tensors, meta["groups"])
+        self._rebuild(strategy, [])
+
+    def cache_key(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, exp_id: int, device) -> str:
+        """The cache key of an update: a SHA-256 over everything the memory after it depends on: the settings
+        (config, seed, policy, sizes, small-class rule, re-condensation iterations), the experience index, the
+        device type, the torch and atom-plugin versions, the experience's samples ``x``/``y``/``t`` and the
+        memory before the update (its groups' stored images and factors)."""
+        h = hashlib.sha256()
+        settings = dict(config=dataclasses.asdict(self.config), seed=self.seed, policy=self.policy, ipc=self.ipc,
+                        max_size=self.max_size, small_class=self.small_class, exp=int(exp_id),
+                        recondense=self.recondense_iterations, device=torch.device(device).type,
+                        torch=torch.__version__, atom_plugin=_atom_version)
+        h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        for tensor in (x, y, t):
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        for key, g in self.buffer_groups.items():
+            h.update(f"{key}:{g.factor}".encode())
+            h.update(g.condensed.stored_images.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:32]
+
+    def _save_cached(self, key: str) -> None:
+        from safetensors.torch import save_file
+
+        state = self.state_dict()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".{key}.tmp"
+        save_file({k: v.detach().cpu().contiguous() for k, v in state["tensors"].items()}, str(tmp),
+                  metadata={"meta": json.dumps(dict(groups=state["meta"]["groups"], entry=self.history[-1]))})
+        tmp.replace(self.cache_dir / f"{key}.safetensors")
+
+    def _load_cached(self, strategy, exp_id, key: str, read_seconds: float, device) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = self.cache_dir / f"{key}.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["meta"])
+        self._set_groups(load_file(str(path)), meta["groups"])
+        entry = meta["entry"]
+        self._record(strategy, exp_id, [tuple(k) for k in entry["new_classes"]],
+                     [tuple(k) for k in entry["recondensed"]], time.perf_counter(), read_seconds, device,
+                     seconds=float(entry["seconds"]), cached=True)
+
+    def _set_groups(self, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+        """Replace the groups by the stored sets ``groups.i.images/labels`` described by ``groups[i]``."""
+        out = {}
+        for i, g in enumerate(groups):
+            cd = CondensedDataset(tensors[f"groups.{i}.images"], tensors[f"groups.{i}.labels"], g["classes"],
+                                  g["mean"], g["std"], name=g["name"], dsa_strategy=g["dsa_strategy"],
+                                  method=g["method"], config=g["config"], provenance=g["provenance"],
+                                  factor=int(g["factor"]), check_finite=False)
+            key = tuple(g["key"])
+            out[key] = CondensedGroup(self, key, cd)
+        self.buffer_groups = out
 
     def resize(self, strategy, new_size: int) -> None:
         """Change ``max_size`` (stored images). Budget: shares are recomputed and classes above theirs re-condensed
@@ -266,9 +429,10 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
 
     def _record(self, strategy, exp_id, new: list[Key], recondensed: list[Key], t0: float, read_seconds: float,
                 device, **extra) -> None:
-        """After every change: rebuild :attr:`buffer`, append to :attr:`history`, publish the metrics (experiences)."""
-        seconds = time.perf_counter() - t0
-        self._buffer = concat_datasets([g.buffer for g in self.buffer_groups.values()])
+        """After every change: rebuild :attr:`buffer`, append to :attr:`history`, publish the metrics (experiences).
+        ``extra`` may give ``seconds`` (a cached update: the original condensation time)."""
+        seconds = extra.pop("seconds", time.perf_counter() - t0)
+        self._rebuild(strategy, list(new) + list(recondensed))
         per = {name: {f"{tk}/{k}": n for (tk, k), n in fn().items()} for name, fn in (
             ("images_per_class", self.images_per_key), ("decoded_per_class", self.decoded_per_key),
             ("factor_per_class", self.factors))}
@@ -285,6 +449,10 @@ class ATOMBuffer(BalancedExemplarsBuffer[CondensedGroup]):
                             ("MemorySize/train_phase/train_stream", self.stored_size),
                             ("MemoryDecoded/train_phase/train_stream", self.decoded_size)):
             evaluator.publish_metric_value(MetricValue(self, name, value, x))
+
+    def _rebuild(self, strategy, changed: list[Key]) -> None:
+        """Rebuild :attr:`buffer` from the groups (``changed``: the groups condensed or re-condensed just now)."""
+        self._buffer = concat_datasets([g.buffer for g in self.buffer_groups.values()])
 
     # -- small helpers ----------------------------------------------------------------------------------------------
     def _device(self, agent_state):

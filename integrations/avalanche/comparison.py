@@ -35,18 +35,22 @@ from ._compat import require_avalanche
 
 require_avalanche()
 from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics  # noqa: E402
-from avalanche.training import Naive  # noqa: E402
+from avalanche.training import DER, ER_ACE, Naive  # noqa: E402
 from avalanche.training.plugins import EvaluationPlugin, GDumbPlugin, ReplayPlugin  # noqa: E402
 from avalanche.training.storage_policy import HerdingSelectionStrategy, ParametricBuffer  # noqa: E402
 
 from atom_plugin import ATOMConfig, build_model  # noqa: E402
-from atom_plugin.errors import check_choice  # noqa: E402
+from atom_plugin.errors import ConfigError, check_choice  # noqa: E402
 from atom_plugin.results import markdown_table  # noqa: E402
 
+from .buffer import ATOMBuffer  # noqa: E402
+from .finetune import BalancedFineTunePlugin  # noqa: E402
 from .gdumb import CondensedGDumbPlugin  # noqa: E402
 from .memory_dsa import MemoryDSAPlugin  # noqa: E402
-from .methods import CONDENSING, GDUMB_LIKE, MEMORY_NOTE, METHODS  # noqa: E402,F401  (METHODS: re-exported)
+from .methods import ALL_METHODS, DROP_LAST, FINETUNED, MEMORY_NOTE, METHODS  # noqa: E402,F401  (re-exported)
+from .methods import cell_of, memory_policy  # noqa: E402
 from .replay import ATOMReplayPlugin  # noqa: E402
+from .strategies import ATOMLogitsBuffer, HerdingLogitsBuffer, use_atom_memory  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,14 @@ class Recipe:
     condense_iterations: int = 1000   # per experience (new classes), and per re-condensation of old classes
     condense_batch_real: int = 64     # real images per class per iteration
     condense_width: int = 128         # width of the condensation ConvNet
+    # -- the strategies x memories grid (issue 22); the six first methods do not read these --
+    batch_size_mem: int = 64          # memory minibatch of ER_ACE and DER (<= the smallest memory's sample count)
+    finetune_epochs: int = 30         # balanced fine-tune (+ft): epochs on the memory after each experience
+    finetune_lr: float = 0.005        # its SGD learning rate (momentum, weight decay: the recipe's)
+    finetune_mb_size: int = 64        # its minibatch
+    finetune_dsa: bool = True         # DSA on its minibatches
+    der_alpha: float = 0.1            # DER: weight of the logits' MSE on memory samples (Avalanche's default)
+    der_beta: float = 0.5             # DER: weight of the cross-entropy on memory samples (DER++; Avalanche's default)
 
     def condense_config(self) -> ATOMConfig:
         """The :class:`atom_plugin.ATOMConfig` the ATOM methods use (its ipc is set by the memory policy)."""
@@ -103,13 +115,19 @@ class Recipe:
                              f"and per re-condensation, {self.condense_batch_real} real images/class/iteration, "
                              f"ConvNet width {self.condense_width}, {self.factor_label()}"),
             ("evaluation", f"whole test stream after every experience, minibatch {self.eval_mb_size}"),
+            ("ER-ACE and DER memory minibatch", f"{self.batch_size_mem} (DER alpha {self.der_alpha}, beta "
+                                                f"{self.der_beta})"),
+            ("balanced fine-tune (+ft)", f"{self.finetune_epochs} epochs on the memory after each experience, SGD lr "
+                                         f"{self.finetune_lr}, minibatch {self.finetune_mb_size}, "
+                                         + ("DSA" if self.finetune_dsa else "no augmentation")),
         ]
         return markdown_table(["setting", "value"], rows)
 
 
 #: A tiny budget that checks the pipeline end to end (the example's ``--quick``).
 QUICK_RECIPE = Recipe(width=16, train_epochs=1, train_mb_size=32, mem_mb_size=32, eval_mb_size=256,
-                      gdumb_epochs=2, condense_iterations=2, condense_batch_real=4, condense_width=16)
+                      gdumb_epochs=2, condense_iterations=2, condense_batch_real=4, condense_width=16,
+                      batch_size_mem=8, finetune_epochs=2, finetune_mb_size=8)
 
 #: A reduced budget that a 2-core CPU runs in minutes per method (sizes only; the rules of the recipe are unchanged):
 #: narrower networks, one epoch per experience, fewer GDumb epochs and condensation iterations.
@@ -128,44 +146,80 @@ def herding_policy(mem_size: int, model: torch.nn.Module, layer_name: str) -> Pa
 
 
 def build_strategy(method: str, *, memory: int, recipe: Recipe, num_classes: int, image_shape: Sequence[int],
-                   device: str | torch.device, seed: int, loggers: Sequence[Any] = (), progress: bool = False):
-    """``(strategy, plugin or None)`` for one method; the model is built after ``torch.manual_seed(seed)``.
+                   device: str | torch.device, seed: int, loggers: Sequence[Any] = (), progress: bool = False,
+                   cache_dir: str | None = None, condense_config: ATOMConfig | None = None):
+    """``(strategy, holder)`` for one method (:data:`.methods.ALL_METHODS`: the six first ones or a grid cell
+    ``"STRATEGY-KIND"``): ``holder.storage_policy`` is the memory (the replay/GDumb plugin, or the strategy itself for
+    ``ER_ACE``/``DER``; None for naive). The model is built after ``torch.manual_seed(seed)``.
+
+    Args:
+        method: the method name.
+        memory: stored images in memory (M).
+        recipe: the training recipe.
+        num_classes: classes of the benchmark.
+        image_shape: ``(C, H, W)``.
+        device: where to train (and condense).
+        seed: model initialisation, memory seeds.
+        loggers: Avalanche loggers of the evaluator.
+        progress: condensation progress bars.
+        cache_dir: the ATOM memories' cache folder (:class:`ATOMBuffer` ``cache_dir``), or None.
+        condense_config: the ATOM memories' settings (default ``recipe.condense_config()``).
 
     Raises:
         ConfigError: unknown method.
     """
-    check_choice(method, "method", METHODS)
+    check_choice(method, "method", ALL_METHODS)
+    strategy_name, kind = cell_of(dict(method=method))
+    family = strategy_name.replace("+ft", "")
     c, h, w = image_shape
     torch.manual_seed(seed)
     model = build_model(recipe.model, channels=c, num_classes=num_classes, image_size=(h, w), width=recipe.width,
                         depth=recipe.depth, norm=recipe.norm)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
+    cfg = condense_config if condense_config is not None else recipe.condense_config()
+    atom = dict(config=cfg, seed=seed, progress=progress, cache_dir=cache_dir)
     plugin = None
-    if method == "replay":
+    if family == "replay" and kind == "random":
         plugin = ReplayPlugin(mem_size=memory, batch_size_mem=recipe.mem_mb_size)
-    elif method == "herding":
+    elif family == "replay" and kind == "herding":
         plugin = ReplayPlugin(mem_size=memory, batch_size_mem=recipe.mem_mb_size,
                               storage_policy=herding_policy(memory, model, "flatten"))
-    elif method == "gdumb":
+    elif family == "gdumb" and kind == "random":
         plugin = GDumbPlugin(mem_size=memory)
-    elif method == "atom-replay":
-        plugin = ATOMReplayPlugin(memory, config=recipe.condense_config(), batch_size_mem=recipe.mem_mb_size,
-                                  seed=seed, progress=progress)
-    elif method == "atom-gdumb":
-        plugin = CondensedGDumbPlugin(memory, config=recipe.condense_config(), seed=seed, progress=progress)
+    elif family == "replay" and kind == "atom":
+        plugin = ATOMReplayPlugin(memory, batch_size_mem=recipe.mem_mb_size, **atom)
+    elif family == "gdumb" and kind == "atom":
+        plugin = CondensedGDumbPlugin(memory, **atom)
     plugins = [plugin] if plugin is not None else []
     if plugin is not None and recipe.memory_dsa:  # after the method's plugin: it augments that plugin's memory
-        plugins.append(MemoryDSAPlugin(memory_only=method in GDUMB_LIKE, seed=seed))
+        plugins.append(MemoryDSAPlugin(memory_only=family == "gdumb", seed=seed))
+    if strategy_name in FINETUNED:  # after the replay plugin: the fine-tune follows the memory update
+        plugins.append(BalancedFineTunePlugin(recipe.finetune_epochs, recipe.finetune_lr,
+                                              batch_size=recipe.finetune_mb_size, dsa=recipe.finetune_dsa, seed=seed))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         evaluator = EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
                                      forgetting_metrics(experience=True, stream=True), loggers=list(loggers))
-    epochs = recipe.gdumb_epochs if method in GDUMB_LIKE else recipe.train_epochs
-    strategy = Naive(model=model, optimizer=optimizer, train_mb_size=recipe.train_mb_size, train_epochs=epochs,
-                     eval_mb_size=recipe.eval_mb_size, device=device, evaluator=evaluator,
-                     plugins=plugins or None)
-    return strategy, plugin
+    epochs = recipe.gdumb_epochs if family == "gdumb" else recipe.train_epochs
+    common = dict(model=model, optimizer=optimizer, train_mb_size=recipe.train_mb_size, train_epochs=epochs,
+                  eval_mb_size=recipe.eval_mb_size, device=device, evaluator=evaluator, plugins=plugins or None)
+    if family == "er_ace":
+        strategy = ER_ACE(mem_size=memory, batch_size_mem=recipe.batch_size_mem, **common)
+        if kind == "herding":
+            strategy.storage_policy = herding_policy(memory, model, "flatten")
+        elif kind == "atom":
+            use_atom_memory(strategy, ATOMBuffer(memory, **atom))
+        return strategy, strategy
+    if family == "der":
+        strategy = DER(mem_size=memory, batch_size_mem=recipe.batch_size_mem, alpha=recipe.der_alpha,
+                       beta=recipe.der_beta, **common)
+        if kind == "herding":
+            strategy.storage_policy = HerdingLogitsBuffer(memory, model, "flatten")
+        elif kind == "atom":
+            use_atom_memory(strategy, ATOMLogitsBuffer(memory, **atom))
+        return strategy, strategy
+    return Naive(**common), plugin
 
 
 def _metric(metrics: dict, prefix: str, suffix: str = "") -> float | None:
@@ -173,21 +227,61 @@ def _metric(metrics: dict, prefix: str, suffix: str = "") -> float | None:
     return float(hits[-1]) if hits else None
 
 
+def check_replay_on(method: str, memory: int, recipe: Recipe) -> None:
+    """Refuse a run in which replay would be off or unfair: ``ER_ACE`` and ``DER`` replay only when the memory holds
+    ``batch_size_mem`` samples, and a real memory of M stored images holds at most M, so the memory minibatch must
+    not exceed the smallest memory's sample count, M (an ATOM memory's decoded count is larger: it would replay
+    where the real ones do not).
+
+    Args:
+        method: the method name.
+        memory: stored images (M).
+        recipe: its ``batch_size_mem``.
+
+    Raises:
+        ConfigError: ``recipe.batch_size_mem`` > ``memory`` for such a strategy.
+    """
+    if cell_of(dict(method=method))[0] in DROP_LAST and recipe.batch_size_mem > memory:
+        raise ConfigError(f"batch_size_mem={recipe.batch_size_mem} exceeds memory {memory}: {method} would not replay "
+                          f"with a real-sample memory; use a recipe with batch_size_mem <= {memory}")
+
+
 def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: str | torch.device, seed: int,
-               loggers: Sequence[Any] = (), progress: bool = False, log=None) -> dict[str, Any]:
+               loggers: Sequence[Any] = (), progress: bool = False, log=None, cache_dir: str | None = None,
+               condense_config: ATOMConfig | None = None) -> dict[str, Any]:
     """Train ``method`` on ``benchmark.train_stream`` (evaluating on the whole test stream after each experience).
 
-    Returns a flat dict: ``method``, ``memory`` (images), ``seed``, ``final_avg_accuracy`` (%),
-    ``avg_forgetting`` (%), ``acc_curve`` (list, %), ``condense_seconds`` (0.0 for methods that do not condense),
+    Args:
+        method: a name of :data:`.methods.ALL_METHODS`.
+        benchmark: a class-incremental Avalanche benchmark (``train_stream``, ``test_stream``, ``n_classes``).
+        memory: stored images in memory.
+        recipe: the training recipe.
+        device: where to train and condense.
+        seed: model initialisation and memory seeds.
+        loggers: Avalanche loggers.
+        progress: condensation progress bars.
+        log: a function of one line, called after each experience (or None).
+        cache_dir: the ATOM memories' cache folder, or None.
+        condense_config: the ATOM memories' settings (default ``recipe.condense_config()``).
+
+    Returns a flat dict: ``method``, ``strategy``, ``memory_kind``, ``memory_policy`` (the buffer class),
+    ``memory`` (images), ``seed``, ``final_avg_accuracy`` (%), ``avg_forgetting`` (%), ``acc_curve`` (list, %),
+    ``condense_seconds`` (0.0 for methods that do not condense; a cached update counts its original time),
     ``train_seconds`` (wall time of the whole run, condensation and evaluation included),
-    ``train_seconds_without_condensation`` (``train_seconds - condense_seconds``), ``memory_used``
-    (stored images in memory at the end), ``memory_dsa``, and for ATOM methods ``memory_decoded`` (training
-    samples), ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final, by class).
+    ``train_seconds_without_condensation`` (``train_seconds - condense_seconds``), ``finetune_seconds``,
+    ``memory_used`` (stored images in memory at the end), ``memory_dsa``, ``batch_size_mem`` (ER-ACE/DER, else
+    None), ``finetune_epochs``/``finetune_lr`` (+ft, else None), and for ATOM methods ``memory_decoded`` (training
+    samples), ``cached_updates``, ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final).
+
+    Raises:
+        ConfigError: unknown method, or replay would be off (:func:`check_replay_on`).
     """
+    check_choice(method, "method", ALL_METHODS)
+    check_replay_on(method, memory, recipe)
     first = benchmark.train_stream[0].dataset.eval()[0][0]
     strategy, plugin = build_strategy(method, memory=memory, recipe=recipe, num_classes=benchmark.n_classes,
                                       image_shape=tuple(first.shape), device=device, seed=seed, loggers=loggers,
-                                      progress=progress)
+                                      progress=progress, cache_dir=cache_dir, condense_config=condense_config)
     n_exp = len(benchmark.train_stream)
     curve = []
     metrics: dict = {}
@@ -212,10 +306,17 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
         acc_curve=curve, condense_seconds=0.0, train_seconds=round(seconds, 3),
         memory_used=len(plugin.storage_policy.buffer) if plugin is not None else 0, memory_dsa=recipe.memory_dsa,
     )
-    if method in CONDENSING:
+    name, kind = cell_of(dict(method=method))
+    ft = [p for p in strategy.plugins if isinstance(p, BalancedFineTunePlugin)]
+    out.update(strategy=name, memory_kind=kind, memory_policy=memory_policy(name, kind),
+               batch_size_mem=recipe.batch_size_mem if name in DROP_LAST else None,
+               finetune_epochs=recipe.finetune_epochs if name in FINETUNED else None,
+               finetune_lr=recipe.finetune_lr if name in FINETUNED else None,
+               finetune_seconds=round(sum(h["seconds"] for p in ft for h in p.history), 3))
+    if kind == "atom":
         buf = plugin.storage_policy
         out.update(condense_seconds=round(buf.condense_seconds, 3), policy=buf.policy, memory_used=buf.stored_size,
-                   memory_decoded=buf.decoded_size,
+                   memory_decoded=buf.decoded_size, cached_updates=sum(bool(h.get("cached")) for h in buf.history),
                    images_per_class={str(k): v for k, v in buf.images_per_class().items()},
                    decoded_per_class={str(k): v for k, v in buf.images_per_class(decoded=True).items()},
                    factor_per_class={f"{t}/{k}": f for (t, k), f in buf.factors().items()},
@@ -230,7 +331,7 @@ def results_table(rows: Sequence[dict]) -> str:
     for r in rows:
         acc = "" if r.get("final_avg_accuracy") is None else f"{r['final_avg_accuracy']:.2f}"
         fgt = "" if r.get("avg_forgetting") is None else f"{r['avg_forgetting']:.2f}"
-        cs = f"{r['condense_seconds']:.1f}" if r.get("method") in CONDENSING else "-"
+        cs = f"{r['condense_seconds']:.1f}" if cell_of(r)[1] == "atom" else "-"
         cells.append([r["method"], r["memory"], r["seed"], acc, fgt, cs])
     return MEMORY_NOTE + "\n\n" + markdown_table(["method", "memory (stored images)", "seed", "final avg accuracy (%)",
                                                  "avg forgetting (%)", "condensation (s)"], cells)

@@ -3,7 +3,8 @@
 Install with ``pip install 'atom-plugin[nni]'`` (NNI 3.0; its NAS modules also need ``pytorch-lightning``).
 See ``docs/nni.md``.
 
-Needs no NNI (importable anywhere, e.g. on a GPU machine with only torch):
+Needs no NNI (importable anywhere, e.g. on a GPU machine with only torch); ``space``, ``train`` and ``stats`` are
+the shared proxy toolkit's (:mod:`atom_plugin.integrations.proxy`, also used by the Optuna adapter), re-exported:
     space   -- the 720-variant ConvNet space as plain Python: :data:`DIMENSIONS`, :func:`sample_architectures`,
                :func:`check_architecture`, :func:`build_network` (the core ConvNet factory)
     data    -- dataset references that travel with a trial: :func:`encode_dataset`, :func:`resolve_dataset`,
@@ -24,10 +25,11 @@ from .data import (check_compatible, check_network_shape, decode_dataset, encode
                    save_split)
 from ._nni import require_nni
 from .errors import InvalidArchitectureError, NNIMissingError, ProxyMismatchError
-from .space import (DEFAULT_ARCHITECTURE, DIMENSIONS, SPACE_SIZE, all_architectures, arch_key, build_network,
-                    check_architecture, is_valid, max_pooled_depth, parse_arch_key, sample_architectures)
-from .stats import bootstrap_ci, spearman, spearman_top
-from .train import DEFAULT_HPARAMS, TrainResult, train_and_validate
+from atom_plugin.integrations.proxy.space import (DEFAULT_ARCHITECTURE, DIMENSIONS, SPACE_SIZE, all_architectures,
+                                                  arch_key, build_network, check_architecture, is_valid,
+                                                  max_pooled_depth, parse_arch_key, sample_architectures)
+from atom_plugin.integrations.proxy.stats import bootstrap_ci, spearman, spearman_top
+from atom_plugin.integrations.proxy.train import DEFAULT_HPARAMS, TrainResult, train_and_validate
 from .trial import get_parameters, hpo_search_space, run_trial, sample_configurations
 
 _NAS_NAMES = ("ConvNetSpace", "ProxyEvaluator", "SearchResult", "evaluate_on_proxy", "make_strategy",

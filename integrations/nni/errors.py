@@ -1,7 +1,10 @@
 """Errors of the NNI adapter; all derive from :class:`atom_plugin.ATOMError` (one-line, actionable messages)."""
 from __future__ import annotations
 
-from atom_plugin.errors import ATOMError, ConfigError, DataError
+from atom_plugin.errors import ATOMError, DataError
+from atom_plugin.integrations.proxy.errors import InvalidArchitectureError
+
+__all__ = ["INSTALL_HINT", "InvalidArchitectureError", "NNIMissingError", "ProxyMismatchError"]
 
 #: The command that installs the adapter's dependencies.
 INSTALL_HINT = "pip install 'atom-plugin[nni]'"
@@ -9,10 +12,6 @@ INSTALL_HINT = "pip install 'atom-plugin[nni]'"
 
 class NNIMissingError(ATOMError, ImportError):
     """NNI (or the pytorch-lightning package its NAS modules import) is not installed."""
-
-
-class InvalidArchitectureError(ConfigError):
-    """A point of the ConvNet space that gives no valid network for the image size (or is not in the space)."""
 
 
 class ProxyMismatchError(DataError):

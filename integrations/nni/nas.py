@@ -36,8 +36,8 @@ from atom_plugin.models import image_hw, make_activation
 from ._nni import require_nas
 from .data import DatasetRef, check_network_shape, prepare
 from .errors import InvalidArchitectureError
-from .space import DIMENSIONS, arch_key, build_network, check_architecture, max_pooled_depth
-from .train import train_and_validate
+from atom_plugin.integrations.proxy.space import DIMENSIONS, arch_key, build_network, check_architecture, max_pooled_depth
+from atom_plugin.integrations.proxy.train import train_and_validate
 
 nni, _nas_nn, _nas_eval = require_nas()
 from nni.mutable import ExpressionConstraint, ensure_frozen  # noqa: E402  (after the guarded import)

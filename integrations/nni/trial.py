@@ -31,16 +31,15 @@ from atom_plugin.errors import ATOMError, ConfigError
 
 from ._nni import require_nni
 from .data import DatasetRef, prepare
-from .space import DEFAULT_ARCHITECTURE, DIMENSIONS, arch_key, parse_arch_key
-from .train import DEFAULT_HPARAMS, train_and_validate
+from atom_plugin.integrations.proxy.space import DEFAULT_ARCHITECTURE, DIMENSIONS, arch_key, parse_arch_key
+from atom_plugin.integrations.proxy.train import (BATCH_SIZES, DEFAULT_HPARAMS, HPO_RANGES, batch_size_choices,
+                                                  train_and_validate)
 
 _logger = logging.getLogger(__name__)
 
-BATCH_SIZES = (8, 16, 32, 64, 128, 256)  #: the choices of ``batch_size`` in the HPO search space
 
-
-def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = (1e-3, 0.1),
-                     weight_decay: tuple[float, float] = (1e-6, 1e-2)) -> dict:
+def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = HPO_RANGES["lr"],
+                     weight_decay: tuple[float, float] = HPO_RANGES["weight_decay"]) -> dict:
     """NNI search space (the ``search_space`` of an HPO experiment) for the training hyper-parameters:
     ``lr`` and ``weight_decay`` log-uniform, ``batch_size`` a choice among powers of two no larger than the proxy
     (plus the proxy size itself when it is below 256, i.e. full-batch training).
@@ -48,12 +47,10 @@ def hpo_search_space(proxy_size: int, *, lr: tuple[float, float] = (1e-3, 0.1),
     Raises:
         ConfigError: proxy_size < 1 or an empty/negative range.
     """
-    if proxy_size < 1:
-        raise ConfigError(f"the proxy is empty (size {proxy_size})")
+    sizes = batch_size_choices(proxy_size)
     for name, (lo, hi) in (("lr", lr), ("weight_decay", weight_decay)):
         if not 0 < lo < hi:
             raise ConfigError(f"{name} range must satisfy 0 < low < high, got {(lo, hi)}")
-    sizes = sorted({b for b in BATCH_SIZES if b <= proxy_size} | ({proxy_size} if proxy_size < BATCH_SIZES[-1] else set()))
     return {
         "lr": {"_type": "loguniform", "_value": [float(lr[0]), float(lr[1])]},
         "weight_decay": {"_type": "loguniform", "_value": [float(weight_decay[0]), float(weight_decay[1])]},

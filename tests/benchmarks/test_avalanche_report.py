@@ -17,7 +17,9 @@ def test_benchmark_tables_and_resume_keys_separate_the_memory_variants(report, l
 
     legacy, new = rec(70.0), rec(75.0, memory_factor="table", memory_dsa=True)
     keys = {key(r, mod.KEY, mod.LEGACY_VARIANT) for r in (legacy, new)}
-    assert len(keys) == 2 and ("1", "False") in {k[-2:] for k in keys}  # a legacy record: factor 1, no DSA
+    at = mod.KEY.index("memory_factor")
+    assert mod.KEY[at + 1] == "memory_dsa"
+    assert len(keys) == 2 and ("1", "False") in {k[at:at + 2] for k in keys}  # a legacy record: factor 1, no DSA
     text = report.avalanche_markdown([legacy, new])
     assert "memory DSA off" in text and "factor per the per-IPC table; memory DSA on" in text
     assert "| 100 | atom-gdumb | 1 | 70.00 |" in text and "| 100 | atom-gdumb | 1 | 75.00 |" in text
@@ -56,3 +58,41 @@ def test_benchmark_reports_memory_dsa_on_minus_off_paired_by_seed(report):
     assert "- memory 100: gdumb +2.00 ± 1.41 points over 2 seed(s), paired by seed" in text
     # the atom method's off run is the one with the table's factor (table: 75.0), not factor 1's (60.0)
     assert "- memory 100: atom-gdumb +3.00 points over 1 seed(s), paired by seed" in text
+
+
+def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_the_best(report, tmp_path,
+                                                                                          monkeypatch):
+    import json
+
+    from atom_plugin.integrations.avalanche.methods import GRID, cell_method
+
+    base = {"random": 70.0, "herding": 72.0, "atom": 76.0}
+    bonus = {"er_ace+ft": 5.0, "der": 1.0}
+    recs = []
+    for strategy, kind in GRID:
+        for seed in (0, 1, 2):
+            acc = base[kind] + bonus.get(strategy, 0.0) + seed * (0.5 if kind == "atom" else 0.0)
+            recs.append(dict(benchmark=report.AVALANCHE, method=cell_method(strategy, kind), strategy=strategy,
+                             memory_kind=kind, memory=100, seed=seed, budget="cpu", device="cpu",
+                             memory_factor="table", memory_dsa=False, final_avg_accuracy=acc, avg_forgetting=1.0,
+                             condense_seconds=400.0 if kind == "atom" else 0.0, train_seconds=600.0,
+                             train_seconds_without_condensation=200.0, finetune_epochs=30, finetune_lr=0.005,
+                             batch_size_mem=64, date="2026-12-06", command="python benchmarks/avalanche_replay.py"))
+    (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps(recs))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "DRAW", False)
+    grid = report.avalanche_grid_section()
+    # herding (72) is every strategy's counterpart; atom is +4, +4.5, +5 over it: +4.50 ± 0.50 paired by seed
+    assert "| **er_ace+ft** | 75.00 ± 0.00 (n=3) | 77.00 ± 0.00 (n=3) | 81.50 ± 0.50 (n=3) | +4.50 ± 0.50 (3 seeds) " \
+           "vs herding | 400 ± 0 | 200 ± 0 |" in grid
+    assert "| gdumb | 70.00 ± 0.00 (n=3) | — | 76.50 ± 0.50 (n=3) | +6.50 ± 0.50 (3 seeds) vs random |" in grid
+    assert "primary strategy er_ace+ft: ATOM − herding = +4.50 ± 0.50 (3 seeds) (target +3.0: met)" in grid
+    assert "best ATOM method (er_ace+ft/atom) − best real-sample method (er_ace+ft/herding) = +4.50" in grid
+    assert "not yet measured (target -0.5)" in grid and "Missing cells" not in grid
+    rec = report.avalanche_recommended_section()
+    assert "**Use an `ATOMBuffer` with er_ace+ft**" in rec and "81.50 ± 0.50 % over 3 seeds" in rec
+    assert "+4.50 ± 0.50 (3 seeds) points over its counterpart (herding" in rec and "400 ± 0 s of condensation" in rec
+    assert ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size=100, batch_size_mem=64, "
+            "plugins=[BalancedFineTunePlugin(30, 0.005)])\nuse_atom_memory(strategy, ATOMBuffer(100))") in rec
+    (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([r for r in recs if r["strategy"] != "der"]))
+    assert "missing ATOM cells: der" in report.avalanche_recommended_section()

@@ -20,7 +20,7 @@ from atom_plugin.integrations.nni import (DIMENSIONS, SPACE_SIZE, InvalidArchite
                                           check_architecture, check_compatible, check_network_shape, encode_dataset,
                                           hpo_search_space, resolve_dataset, sample_architectures,
                                           sample_configurations, save_split, spearman, spearman_top)
-from atom_plugin.integrations.nni.space import coverage, max_pooled_depth, parse_arch_key, arch_key
+from atom_plugin.integrations.proxy.space import coverage, max_pooled_depth, parse_arch_key, arch_key
 
 
 # -- data ------------------------------------------------------------------------------------------------------
@@ -63,7 +63,8 @@ def test_sampled_architectures_build_and_run(channels, size):
 
 def test_space_choices_are_the_core_layer_choices_and_sizes_the_core_normalisation():
     from atom_plugin.models import ACTIVATIONS, NORMS, POOLINGS, image_hw
-    from atom_plugin.integrations.nni import data, space
+    from atom_plugin.integrations.nni import data
+    from atom_plugin.integrations.proxy import space
 
     # DC's order (the order of the enumeration and of seeded samples), the core's values
     assert DIMENSIONS["act"] == ("sigmoid", "relu", "leakyrelu") and set(DIMENSIONS["act"]) == set(ACTIVATIONS)

@@ -1,0 +1,88 @@
+"""benchmarks/avalanche_replay.py's strategies x memories grid on a tiny generated Fashion-MNIST (quick recipe, CPU):
+records, resume, the plan, the refusal of a run without replay, the fine-tune choice on a validation split."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("avalanche")
+
+from fakedata import write_fashion_mnist  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fm_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid_fmnist")
+    write_fashion_mnist(root, n_train_per_class=6, n_test_per_class=3, gz=False, seed=0, layout="torchvision")
+    return root
+
+
+@pytest.fixture()
+def grid(load_benchmark, tmp_path, monkeypatch):
+    import dataclasses
+
+    from atom_plugin.integrations.avalanche import comparison
+
+    quick = dataclasses.replace(comparison.QUICK_RECIPE, condense_iterations=1, condense_width=8)  # cheaper still
+    monkeypatch.setitem(comparison.RECIPES, "quick", quick)
+    mod = load_benchmark("avalanche_replay")
+    mod.RESULTS = tmp_path  # the choice files of --choose-finetune
+    mod.FINETUNE_CHOICE = tmp_path / "avalanche_finetune_choice_cpu.json"
+    return mod
+
+
+def test_grid_cells_record_their_strategy_and_memory_and_resume(grid, fm_root, tmp_path, capsys):
+    out = tmp_path / "grid.json"
+    argv = ["--quick", "--data-root", str(fm_root), "--memories", "10", "--seeds", "0", "--strategies", "er_ace+ft",
+            "der", "--memory-kinds", "atom", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    grid.main(argv + ["--plan"])
+    assert "2 runs left" in capsys.readouterr().out and not out.exists()
+    grid.main(argv)
+    recs = json.loads(out.read_text())
+    assert [(r["method"], r["strategy"], r["memory_kind"], r["memory_policy"]) for r in recs] == [
+        ("er_ace+ft-atom", "er_ace+ft", "atom", "ATOMBuffer"), ("der-atom", "der", "atom", "ATOMLogitsBuffer")]
+    assert recs[0]["finetune_epochs"] == 2 and recs[1]["finetune_epochs"] is None
+    assert all(r["batch_size_mem"] == 8 and r["memory_decoded"] == 40 for r in recs)
+    # the second strategy reused the first one's condensed memories (same seed, memory, experiences)
+    assert recs[0]["cached_updates"] == 0 and recs[1]["cached_updates"] == 5
+    assert recs[1]["condense_seconds"] == recs[0]["condense_seconds"]
+    grid.main(argv + ["--plan"])
+    assert "0 runs left" in capsys.readouterr().out
+
+
+def test_old_records_map_onto_cells_and_keep_their_resume_keys(grid):
+    from _common import resume_key
+
+    old = dict(benchmark=grid.BENCHMARK, method="herding", memory=100, seed=0, budget="cpu", device="cpu")
+    key = resume_key(old, grid.KEY, grid.legacy)
+    assert key[-6:] == ("replay", "herding", "None", "None", "None", "None")  # a real memory: no condensation pin
+    atom = dict(old, method="atom-replay", memory_factor="table", memory_dsa=False)
+    new = dict(atom, strategy="replay", memory_kind="atom", batch_size_mem=None, finetune_epochs=None,
+               finetune_lr=None, condense_pin=grid.condense_pin(grid.GRID_CONDENSE, grid.GRID_PER_IPC))
+    assert resume_key(atom, grid.KEY, grid.legacy) == resume_key(new, grid.KEY, grid.legacy)
+
+
+def test_a_run_without_replay_is_refused_before_any_work(grid, fm_root, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--quick", "--data-root", str(fm_root), "--memories", "4", "--strategies", "er_ace",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memories 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--quick", "--data-root", str(fm_root), "--strategies", "der", "--memory-dsa",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memory-dsa" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_choose_finetune_uses_a_validation_split_of_the_training_experiences(grid, fm_root, tmp_path):
+    grid.FINETUNE_CANDIDATES = dict(epochs=(1,), lr=(0.01, 0.05))
+    bench = grid.validation_benchmark(fm_root)
+    assert [len(e.dataset) for e in bench.train_stream] == [11] * 5  # 12 training samples each, 1 held out
+    assert [len(e.dataset) for e in bench.test_stream] == [1] * 5
+    grid.main(["--quick", "--data-root", str(fm_root), "--memories", "10", "--choose-finetune", "--memory-kinds",
+               "atom"])
+    done = json.loads((tmp_path / "avalanche_finetune_choice_quick.json").read_text())
+    assert [(c["lr"], c["memory_kind"]) for c in done["candidates"]] == [(0.01, "atom"), (0.05, "atom")]
+    assert (done["choice"]["epochs"], done["choice"]["lr"]) in {(1, 0.01), (1, 0.05)}
+    assert "never the test stream" in done["rule"]
