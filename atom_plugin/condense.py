@@ -63,7 +63,8 @@ def condense(
             re-derived), giving the images an uninterrupted run gives (bit-exact on CPU; up to float noise on
             CUDA, where some kernels accumulate in a nondeterministic order).
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
-        init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
+        init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``;
+            ``init="herding"`` computes them here, :func:`_start_images`, its cost in ``provenance["init"]``).
         compile: run the network and loss through ``torch.compile`` (faster for long runs; a one-time
             compilation of tens of seconds; results equal eager ones up to float rounding). None (default): on
             for CUDA devices, off elsewhere; True/False: always/never. A requested compilation that fails raises;
@@ -126,6 +127,9 @@ def condense(
     log_every = log_every or (1 if dev.type == "cpu" else 50)
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    start = None
+    if cfg.init == "herding" and init_images is None and not (ckpt is not None and ckpt.exists() and resume):
+        init_images, start = _start_images(data, cfg, local_classes, dev, seed)
     run_meta = dict(config=cfg.to_dict(), seed=int(seed), run_classes=run_classes, local_classes=local_classes,
                     source_fingerprint=fingerprint)
     matcher_cls = matcher_class(mode)
@@ -204,9 +208,35 @@ def condense(
         final_loss=state.loss, loss_history=state.history[-200:], versions=library_versions(),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if start is not None:  # the herding start's cost (its feature network), outside ``seconds`` (the loop's)
+        provenance["init"] = start
     return CondensedDataset(matcher.syn.detach().cpu().clone(), matcher.labels, data.classes, data.mean, data.std,
                             name=data.name, dsa_strategy=data.dsa_strategy, zca=data.zca, method=cfg.preset,
                             config=cfg.to_dict(), provenance=provenance, check_finite=False, factor=cfg.factor)
+
+
+def _start_images(data: ImageTensorDataset, cfg: ATOMConfig, classes: list[int], device: torch.device,
+                  seed: int) -> tuple[torch.Tensor, dict]:
+    """The herding start of ``init="herding"``: :func:`atom_plugin.herding_subset` of ``ipc * f²`` images per class
+    (its feature network: the matching network's architecture, ``cfg``'s model options, trained 1 epoch seeded by
+    ``seed``, as the benchmarks' herding baseline with the default ConvNet-3), encoded into ``ipc`` stored images
+    per class (f = ``cfg.factor``; at f = 1 exactly the herding subset's images).
+
+    Returns:
+        ``(images (len(classes) * ipc, C, H, W) float32 class-major in ``classes``' order, record)``; the record
+        (``method``, ``seconds`` of the selection including its feature network's training, ``feature_network``)
+        goes to the provenance's ``init``.
+    """
+    from .baselines import herding_subset
+    from .multiformation import encode
+
+    t0 = time.perf_counter()
+    f = cfg.factor
+    sub = herding_subset(data, cfg.ipc * f * f, seed=seed, classes=classes, feature_config=cfg, device=device)
+    order = torch.cat([(sub.labels == k).nonzero().flatten() for k in classes])  # class-major in ``classes``' order
+    images = encode(sub.images[order], f)
+    return images, dict(method="herding", seconds=round(time.perf_counter() - t0, 3),
+                        feature_network=sub.provenance["feature_network"])
 
 
 def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None = None, *,

@@ -40,7 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 ATOM_BY_IPC: tuple[tuple[int | None, int, str, float], ...] = (
     (1, 2, "random", 0.3), (10, 2, "random", 1.0), (None, 1, "random", 1.0))
 NETWORKS = ("random", "pool")  #: the choices of ``networks``
-INITS = ("real", "noise")  #: the choices of ``init``
+INITS = ("real", "noise", "herding")  #: the choices of ``init``
+REAL_BATCHES = ("uniform", "representative")  #: the choices of ``real_batch``
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
 # A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
@@ -86,7 +87,14 @@ class ATOMConfig:
         batch_real: real images per class in each iteration (64 as DataDAM); capped at the smallest class.
         lr_images, momentum: SGD on the pixels (DM/DataDAM: lr 1, momentum 0.5). lr_images None = the preset's:
             ``atom`` takes it from ``ATOM_BY_IPC`` (0.3 at IPC 1, 1 above), ``dm``/``datadam`` use 1.
-        init: ``"real"`` (random real images of the class) or ``"noise"`` (standard normal, i.e. normalised).
+        init: ``"real"`` (random real images of the class), ``"noise"`` (standard normal, i.e. normalised) or
+            ``"herding"`` (the herding coreset of :func:`atom_plugin.herding_subset`, ``ipc * f²`` images per class,
+            on the matching network's architecture trained 1 epoch; its cost is part of the run, its seconds are
+            recorded in the provenance's ``init``).
+        real_batch: ``"uniform"`` (``batch_real`` images per class drawn uniformly each iteration) or
+            ``"representative"`` (DREAM, Liu et al. ICCV 2023: the samples nearest the k-means centres of
+            ``representative_pool`` real images' features, re-clustered every ``recluster_every`` iterations;
+            :mod:`atom_plugin.representative`).
         factor: multi-formation factor f (IDC, Kim et al. ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`):
             each stored image holds f x f tiles, decoded to f² training samples; ``ipc`` counts *stored* images
             (the storage budget). 1 = plain images. None = the preset's: ``atom`` takes it from ``ATOM_BY_IPC``
@@ -118,7 +126,14 @@ class ATOMConfig:
     lr_images: float | None = _f(None, "condensation", "learning rate of the images' SGD (default: the preset's; "
                                  "atom: 0.3 at IPC 1, else 1)", "LR")
     momentum: float = _f(0.5, "condensation", "momentum of the images' SGD", "M")
-    init: str = _f("real", "condensation", "start from real images of the class or from noise", choices=INITS)
+    init: str = _f("real", "condensation", "start from random real images of the class, noise, or the herding "
+                   "coreset", choices=INITS)
+    real_batch: str = _f("uniform", "condensation", "real batch per class: drawn uniformly, or the samples nearest "
+                         "the k-means centres of a real pool's features (DREAM)", choices=REAL_BATCHES)
+    representative_pool: int = _f(256, "condensation", "with representative batches: real images per class "
+                                  "clustered", "N")
+    recluster_every: int = _f(10, "condensation", "with representative batches: iterations between "
+                              "re-clusterings", "N")
     factor: int | None = _f(None, "condensation", "multi-formation factor: each stored image holds FxF tiles, "
                             "decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)",
                             "F")
@@ -185,6 +200,14 @@ class ATOMConfig:
         if self.lr_images <= 0 or not (0 <= self.momentum < 1):
             raise ConfigError(f"need lr_images > 0 and 0 <= momentum < 1, got {self.lr_images}, {self.momentum}")
         check_choice(self.init, "init", INITS)
+        check_choice(self.real_batch, "real_batch", REAL_BATCHES)
+        for name in ("representative_pool", "recluster_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {v!r}")
+        if self.real_batch == "representative" and self.representative_pool < self.batch_real:
+            raise ConfigError(f"representative_pool ({self.representative_pool}) must be >= batch_real "
+                              f"({self.batch_real}): the batch is one sample per cluster of the pool")
         if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
             raise ConfigError(f"factor must be a whole number >= 1, got {self.factor!r}")
         check_choice(self.networks, "networks", NETWORKS)
@@ -246,10 +269,11 @@ class ATOMConfig:
         return dataclasses.replace(self, **changes)
 
 
-#: Fields added after format version 1, with the values every version-1 file and checkpoint implicitly used
-#: (factor 1, random networks; the pool settings were unused, so their defaults).
+#: Fields added after format version 1, with the values every older file and checkpoint implicitly used
+#: (factor 1, random networks; the pool settings were unused, so their defaults; uniform real batches).
 LEGACY_CONFIG: dict[str, Any] = dict(
-    {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"},
+    {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"
+     or f.name in ("real_batch", "representative_pool", "recluster_every")},
     factor=1, networks="random")
 
 

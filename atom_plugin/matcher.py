@@ -91,7 +91,8 @@ class Matcher:
             syn = init_images.detach().clone().float()
         else:
             g = _rng.generator(seed, 0, _rng.INIT, "cpu")
-            if cfg.init == "real":
+            if cfg.init != "noise":  # "herding" comes as init_images from condense; a resumed run (overwritten by
+                # its checkpoint) or build_matcher starts from random real images instead
                 k = ipc * f * f  # real images per class (one per tile); a class smaller than that reuses images
                 u = torch.rand(len(run_classes), n_max, generator=g).masked_fill_(self.invalid.cpu(), 2.0)
                 pos = u.topk(min(k, n_max), dim=1, largest=False).indices  # (R, <=k) positions inside each class

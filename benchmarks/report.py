@@ -209,7 +209,7 @@ def ablation_table() -> str:
         return "_no results yet: run benchmarks/ablation.py_"
     recs.sort(key=lambda r: (r.get("round", 0), r["ipc"], r["iterations"] or 10**9, -r["accuracy_mean"]))  # random last
     for r in recs:
-        selection = r["method"] in ("random", "tiled-random")
+        selection = r["method"] in ("random", "tiled-random", "herding")
         r["factor"], r["networks"] = _parametrisation(r)
         r["acc"] = _fmt_acc(r)
         r["loss"] = "—" if selection else \
@@ -220,10 +220,10 @@ def ablation_table() -> str:
     for r in recs:  # vs the dm control of the same budget and matching-network norm
         budget = ("ipc", "iterations", "batch_real", "num_models", "eval_epochs", "device", "norm")
         plain = dict(factor=1, networks="random")  # today's dm: the control of every setting
-        dm = None if r["method"] in ("random", "tiled-random") or (r["method"] == "dm" and r["factor"] == 1 and
+        dm = None if r["method"] in ("random", "tiled-random", "herding") or (r["method"] == "dm" and r["factor"] == 1 and
                                                                    r["networks"] == "random") else \
             _control(recs, r, "dm", budget, w_embed=1, **plain)
-        if r["method"] in ("random", "tiled-random"):
+        if r["method"] in ("random", "tiled-random", "herding"):
             dm = _control(recs, r, "dm", ("ipc", "num_models", "eval_epochs", "device", "seed"), **plain)
         r["vs_dm"] = _paired_delta(r, dm) if dm else ""
     table = records_table(recs, [("round", "round"), ("IPC", "ipc"), ("setting", "setting"), ("factor", "factor"),
@@ -641,11 +641,102 @@ def nas_line() -> str:
             f"ConvNets; rank correlation of proxy-trained with full-data-trained validation accuracy): {rho}{note}.")
 
 
+# -- the budget curve (quality issue 25): the default and dm as the condensation budget grows -----------------------
+
+#: The budget curve's points (test split): IPC -> condensation iterations; each point at the CPU evaluation budget.
+BUDGET_CURVE = {1: (200, 1000, 2000), 10: (200, 1000)}
+BUDGET_CURVE_EVAL = (3, 300)  # (networks, epochs) of every point's evaluation
+
+
+def _curve_points(recs: list[dict], ipc: int) -> dict[str, dict[int, dict]]:
+    """``{"default": {iterations: record}, "dm": {...}, "herding": {0: record}}`` at ``ipc``: ConvNet-3 test records
+    at :data:`BUDGET_CURVE_EVAL` of the ``atom`` default (its per-IPC factor, networks and lr), today's ``dm`` (factor
+    1, random networks, lr 1) -- both with uniform real batches from random real images -- and the herding coreset
+    (the flat line). The first record of each point wins."""
+    out: dict[str, dict[int, dict]] = {"default": {}, "dm": {}, "herding": {}}
+    for r in recs:
+        if (r.get("split") != "test" or r.get("model") != "convnet" or r["ipc"] != ipc
+                or (r["num_models"], r["eval_epochs"]) != BUDGET_CURVE_EVAL
+                or r.get("real_batch", "uniform") != "uniform" or r.get("init", "real") != "real"):
+            continue
+        params = (*_parametrisation(r), _lr(r))
+        if r["method"] == "atom" and params == tuple(preset_defaults("atom", ipc)):
+            out["default"].setdefault(r["iterations"], r)
+        elif r["method"] == "dm" and params == tuple(PUBLISHED_DEFAULTS):
+            out["dm"].setdefault(r["iterations"], r)
+        elif r["method"] == "herding":
+            out["herding"].setdefault(0, r)
+    return out
+
+
+def _budget_trend(points: dict[str, dict[int, dict]]) -> str:
+    """``"grows"`` / ``"shrinks"`` / ``"holds"``: the paired gain of the default over dm at the largest measured budget
+    against the smallest (beyond the two paired stds combined: else it holds); "" with fewer than two paired points."""
+    gains = {it: _paired(a, points["dm"][it]) for it, a in points["default"].items() if it in points["dm"]}
+    gains = {it: g for it, g in gains.items() if g is not None}
+    if len(gains) < 2:
+        return ""
+    (lo, (m0, s0)), (hi, (m1, s1)) = min(gains.items()), max(gains.items())
+    margin = (s0 ** 2 + s1 ** 2) ** 0.5
+    word = "grows" if m1 - m0 > margin else "shrinks" if m0 - m1 > margin else "holds"
+    return f"the gain over dm {word} from {m0:+.2f} ({lo} it) to {m1:+.2f} ({hi} it)"
+
+
+def budget_curve_section() -> str:
+    """The budget curve: a table (IPC, iterations, the default, dm, default − dm paired by evaluation seed, herding)
+    and docs/figures/fashion_mnist_budget.png; a placeholder line when no record of the curve exists."""
+    recs = read_records(RESULTS / "fashion_mnist.json")
+    curves = {ipc: _curve_points(recs, ipc) for ipc in BUDGET_CURVE}
+    if not any(c["default"] or c["dm"] for c in curves.values()):
+        return "_no budget-curve records yet: run the commands under [budget curve](benchmarks.md#budget-curve)_"
+    rows, used, trends = [], [], []
+    for ipc, its in BUDGET_CURVE.items():
+        c = curves[ipc]
+        herd = c["herding"].get(0)
+        for it in its:
+            a, b = c["default"].get(it), c["dm"].get(it)
+            used += [r for r in (a, b) if r is not None]
+            rows.append([str(ipc), str(it), _fmt_acc(a) if a else "—", _fmt_acc(b) if b else "—",
+                         _paired_delta(a, b) if a and b else "—", _fmt_acc(herd) if herd else "—"])
+        used += [herd] if herd else []
+        trend = _budget_trend(c)
+        trends.append(f"- IPC {ipc}: " + (trend or "fewer than two budgets measured with both methods"))
+    table = markdown_table(["IPC", "iterations", "default, test acc. %", "dm, test acc. %", "default − dm, paired",
+                            "herding (flat)"], rows)
+
+    def draw(plt, path: Path):
+        fig, axes = plt.subplots(1, len(BUDGET_CURVE), figsize=(6.4 * len(BUDGET_CURVE) / 1.5, 3.8), dpi=110)
+        for ax, (ipc, its) in zip(axes, BUDGET_CURVE.items()):
+            c = curves[ipc]
+            for name, label in (("default", "atom default"), ("dm", "dm")):
+                pts = sorted(c[name].items())
+                if pts:
+                    ax.errorbar([it for it, _ in pts], [r["accuracy_mean"] for _, r in pts],
+                                yerr=[r["accuracy_std"] for _, r in pts], marker="o", capsize=3, label=label)
+            if c["herding"]:
+                ax.axhline(c["herding"][0]["accuracy_mean"], color="grey", linestyle="--", label="herding")
+            ax.set_xscale("log")
+            ax.set_xticks(list(its), labels=[str(i) for i in its])
+            ax.set_xlabel("condensation iterations")
+            ax.set_ylabel("test accuracy, %")
+            ax.set_title(f"IPC {ipc}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"Fashion-MNIST, ConvNet-3 ({BUDGET_CURVE_EVAL[0]} × {BUDGET_CURVE_EVAL[1]} ep)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    figure = _figure("fashion_mnist_budget.png", "test accuracy against condensation iterations", draw)
+    return "\n\n".join(p for p in (table, figure, "\n".join(trends), provenance(used)) if p)
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line}
+SECTIONS["budget_curve"] = budget_curve_section  # quality issue 25 (kept apart: other sections join the dict)
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 
