@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _rng
+from ._realpool import RealPool
 from .models import reinit_
 
 _MOMENTUM, _WEIGHT_DECAY = 0.9, 5e-4
@@ -40,13 +41,11 @@ class NetworkPool:
         net: the matching network (its architecture is copied; its own weights are not used).
         cfg: the resolved ATOMConfig (pool_size, pool_steps, pool_cap, pool_batch, pool_lr).
         seed, device: the run's seed and compute device.
-        real_pool: ``(N, C, H, W)`` float32 real images sorted by class (device or host memory);
-            real_labels ``(N,)`` int64 on the same device; class_starts / class_counts ``(R,)`` int64: the
-            rows of each of the run's classes.
+        real: the run's :class:`~atom_plugin._realpool.RealPool`; the training batches are its
+            :meth:`~atom_plugin._realpool.RealPool.uniform_batch` (uniform over the run's classes).
     """
 
-    def __init__(self, net: nn.Module, cfg, seed: int, device: torch.device, real_pool: torch.Tensor,
-                 real_labels: torch.Tensor, class_starts: torch.Tensor, class_counts: torch.Tensor):
+    def __init__(self, net: nn.Module, cfg, seed: int, device: torch.device, real: RealPool):
         self.cfg, self.seed, self.device = cfg, seed, device
         self.trainer = copy.deepcopy(net).requires_grad_(True).train()
         self.params = list(self.trainer.parameters())
@@ -59,10 +58,7 @@ class NetworkPool:
         self.momentum = torch.zeros(P, size, device=device)
         self.age = torch.zeros(P, dtype=torch.long)  # SGD steps per slot: host bookkeeping, no device read
         self.acc = torch.zeros(P, device=device)
-        self.real_pool, self.real_labels = real_pool, real_labels
-        # Row draws on the CPU whatever the device and wherever the real pool lives (device memory or streamed
-        # from the host), so a resumed or class-parallel run draws the same batches (a (pool_batch,) copy).
-        self.rows = torch.cat([torch.arange(int(s), int(s) + int(n)) for s, n in zip(class_starts, class_counts)])
+        self.real = real  # its batches' rows are drawn on the CPU (g_rows), wherever the pool lives
         self.g = torch.Generator()  # slot choice and re-draws, on the CPU: the host knows the slot without a sync
         self.g_rows = torch.Generator()
         self.redraw_net = self.trainer if device.type == "cpu" else copy.deepcopy(self.trainer).cpu()
@@ -94,10 +90,7 @@ class NetworkPool:
         _rng.reseed(self.g_rows, self.seed, t, _rng.POOL_DATA)
         for _ in range(cfg.pool_steps):
             self._assign(self.params, w)
-            pick = self.rows.index_select(0, torch.randint(len(self.rows), (cfg.pool_batch,), generator=self.g_rows))
-            pick = pick.to(self.real_pool.device, non_blocking=True)
-            x = self.real_pool.index_select(0, pick).to(self.device, non_blocking=True)
-            y = self.real_labels.index_select(0, pick).to(self.device, non_blocking=True)
+            x, y = self.real.uniform_batch(cfg.pool_batch, self.g_rows)
             logits = self.trainer(x)
             grads = torch.autograd.grad(F.cross_entropy(logits, y), self.params)
             with torch.no_grad():

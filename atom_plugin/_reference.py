@@ -29,13 +29,17 @@ from .models import build_model, reinit_
 class ReferenceMatcher:
     """Mixin over :class:`~atom_plugin.matcher.Matcher`: replaces ``step`` with the official-structure iteration.
 
-    Raises (on construction): ConfigError for ``networks="pool"`` (the official loops draw a fresh network).
+    Raises (on construction): ConfigError for ``networks="pool"`` (the official loops draw a fresh network) and
+    for ``real_batch="representative"`` (they draw uniform batches).
     """
 
     def __init__(self, data, cfg, *args, **kwargs):
         if cfg.networks != "random":
             raise ConfigError("mode='reference' re-creates the official loops' fresh random network; use "
                               "networks='random' with it, or mode='fast' for the network pool")
+        if cfg.real_batch != "uniform":
+            raise ConfigError("mode='reference' re-creates the official loops' uniform real batches; use "
+                              "real_batch='uniform' with it, or mode='fast' for representative batches")
         super().__init__(data, cfg, *args, **kwargs)
 
     def step(self, t: int) -> torch.Tensor:  # noqa: C901 - deliberately plain
@@ -50,15 +54,14 @@ class ReferenceMatcher:
         net.train()
         # 2. the same draws as the fast path
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
-        u = torch.rand(self.invalid.shape, generator=g, device=dev).masked_fill_(self.invalid, 2.0)
-        pos = u.topk(self.n_real, dim=1, largest=False).indices
-        draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g) if self.ops else None
+        pos = self.real.positions(g)
+        draw = sample_params(self.ops, self.real.num_run, self.hw, g) if self.ops else None
         reals, syns = [], []
         ipc = cfg.ipc * self.factor ** 2  # decoded samples per class
         decoded = self.decoded()
-        for i, row in enumerate(self.local_rows.tolist()):  # per-class Python loop
-            idx = (pos[row] + self.pool_offsets[row]).tolist()
-            img_real = torch.stack([self.pool[j] for j in idx]).to(dev)
+        for i, row in enumerate(self.real.local_rows.tolist()):  # per-class Python loop
+            idx = (pos[row] + self.real.offsets[row]).tolist()
+            img_real = torch.stack([self.real.images[j] for j in idx]).to(dev)
             img_syn = decoded[i * ipc:(i + 1) * ipc]
             if draw is not None:
                 one = _host_draw(draw, row)  # parameters read to the host, rebuilt from Python lists

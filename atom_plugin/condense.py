@@ -204,7 +204,7 @@ def condense(
         dataset=data.name, source_fingerprint=run_meta["source_fingerprint"], seed=int(seed),
         iterations=cfg.iterations, classes=run_classes, n_real_per_class=matcher.n_real,
         device=device_name(dev), mode=mode, compiled=matcher.compiled,
-        real_pool="device" if matcher.pool_on_device else "host (streamed)", seconds=round(state.elapsed, 3), resumed_from=state.start_iteration or None,
+        real_pool="device" if matcher.real.on_device else "host (streamed)", seconds=round(state.elapsed, 3), resumed_from=state.start_iteration or None,
         final_loss=state.loss, loss_history=state.history[-200:], versions=library_versions(),
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )

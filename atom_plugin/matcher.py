@@ -3,7 +3,8 @@
 One iteration (DM, Zhao & Bilen, WACV 2023, Alg. 1; DataDAM, Sajedi et al., ICCV 2023, Alg. 1):
   1. re-draw the network's weights in place (never trained; no gradient to them), or load one of the network
      pool's (:mod:`atom_plugin._netpool`);
-  2. draw a class-balanced real batch (``batch_real`` per class, without replacement);
+  2. draw a class-balanced real batch (``batch_real`` per class, without replacement) from the real pool
+     (:mod:`atom_plugin._realpool`: the real images grouped by class, on the device or streamed from the host);
   3. decode the stored synthetic images (:mod:`atom_plugin.multiformation`), draw one DSA op + parameter set per
      class and apply it to the real AND decoded synthetic images of that class (one call on both batches);
   4. forward the real batch under ``no_grad`` and reduce it to per-class statistics; forward the synthetic
@@ -22,6 +23,7 @@ from typing import Sequence
 import torch
 
 from . import _rng
+from ._realpool import RealPool
 from ._device import resolve_compile, resolve_device
 from .config import ATOMConfig
 from .data._base import ImageTensorDataset, as_image_dataset
@@ -37,11 +39,9 @@ MODES = ("fast", "reference")
 
 
 class Matcher:
-    """One condensation run's state and its iteration (:meth:`step`): the real pool (on the device, grouped by
-    class), the synthetic images, the network (or network pool) and the optimiser. :func:`atom_plugin.condense`
-    drives it; :func:`build_matcher` makes one for timing single steps (benchmarks/speed.py).
-
-    Holds the real pool (on the device, grouped by class), the synthetic images, the network and the optimiser.
+    """One condensation run's state and its iteration (:meth:`step`): the real pool (``real``, a
+    :class:`~atom_plugin._realpool.RealPool`), the synthetic images, the network (or network pool) and the
+    optimiser. :func:`atom_plugin.condense` drives it; :func:`build_matcher` makes one for timing single steps (benchmarks/speed.py).
 
     ``run_classes`` are all classes condensed by the whole run (random draws are made for all of them, in this
     order); ``local_classes`` (a subsequence) are the ones this process owns (all of them unless class-parallel).
@@ -56,61 +56,55 @@ class Matcher:
         self.weights = LossWeights.from_config(cfg)
         self.layers = tuple(cfg.layers) if (cfg.w_spatial > 0 or cfg.w_channel > 0) else ()
         self.ops = parse_strategy(cfg.dsa_strategy) if cfg.dsa else ()
-        c, h, w = data.image_shape
-        self.hw = (h, w)
-        counts = data.class_counts()
-        run = torch.tensor(run_classes, dtype=torch.long)
-        run_counts = counts[run]
-        self.n_real = int(min(cfg.batch_real, int(run_counts.min())))
-        n_max = int(run_counts.max())
-        # Real pool sorted by class; row r of the tables belongs to run_classes[r].
-        order = torch.argsort(data.labels, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
-        by_class = data.images[order]
-        self.pool_on_device = _pool_fits(by_class, device, device_memory_budget_mb)
-        if self.pool_on_device:
-            self.pool = by_class.to(device)
-        else:  # stream each iteration's real batch from (pinned) host memory
-            self.pool = by_class.pin_memory() if device.type == "cuda" else by_class
-        self.pool_offsets = starts[run].to(device)
-        self.invalid = (torch.arange(n_max)[None, :] >= run_counts[:, None]).to(device)  # (R, n_max)
-        row_of = {k: r for r, k in enumerate(run_classes)}
-        self.local_rows = torch.tensor([row_of[k] for k in local_classes], dtype=torch.long, device=device)
-        self.all_local = list(local_classes) == list(run_classes)
-        L, ipc = len(local_classes), cfg.ipc
-        self.factor = f = check_factor(cfg.factor, (h, w))
-        self.num_local = L
-        self.group_real = self.local_rows.repeat_interleave(self.n_real)
-        self.group_syn = self.local_rows.repeat_interleave(ipc * f * f)  # decoded samples, class-major
-        self.group_both = torch.cat([self.group_real, self.group_syn])  # one DSA call on [real; synthetic]
-        self.labels = torch.tensor(local_classes, dtype=torch.long).repeat_interleave(ipc)  # stored images
-        # Initial synthetic images (stored form: with f > 1 each tile holds a different downsampled real image).
-        if init_images is not None:
-            if tuple(init_images.shape) != (L * ipc, c, h, w):
-                raise ConfigError(f"init_images must have shape {(L * ipc, c, h, w)}, got {tuple(init_images.shape)}")
-            syn = init_images.detach().clone().float()
-        else:
-            g = _rng.generator(seed, 0, _rng.INIT, "cpu")
-            if cfg.init != "noise":  # "herding" comes as init_images from condense; a resumed run (overwritten by
-                # its checkpoint) or build_matcher starts from random real images instead
-                k = ipc * f * f  # real images per class (one per tile); a class smaller than that reuses images
-                u = torch.rand(len(run_classes), n_max, generator=g).masked_fill_(self.invalid.cpu(), 2.0)
-                pos = u.topk(min(k, n_max), dim=1, largest=False).indices  # (R, <=k) positions inside each class
-                if k > int(run_counts.min()):  # topk is sorted: a class's first `count` positions are its own
-                    pos = pos.gather(1, torch.arange(k)[None, :] % run_counts[:, None])
-                pick = pos + starts[run][:, None]  # (R, k) pool rows
-                syn = encode(by_class[pick[self.local_rows.cpu()].flatten()], f)
-            else:
-                noise = torch.randn(len(run_classes), ipc, c, h, w, generator=g)
-                syn = noise[self.local_rows.cpu()].reshape(L * ipc, c, h, w)
-        self.syn = syn.to(device).requires_grad_(True)
+        self.hw = tuple(data.image_shape[1:])
+        self.factor = check_factor(cfg.factor, self.hw)
+        self.real = RealPool(data, run_classes, local_classes, cfg.batch_real, device, device_memory_budget_mb)
+        if cfg.real_batch == "representative":
+            self.real.use_representative(cfg.representative_pool, cfg.recluster_every, seed)
+        self.num_local = len(local_classes)
+        rows = self.real.local_rows
+        self.group_syn = rows.repeat_interleave(cfg.ipc * self.factor ** 2)  # decoded samples, class-major
+        self.group_both = torch.cat([rows.repeat_interleave(self.n_real), self.group_syn])  # DSA on [real; syn]
+        self.labels = torch.tensor(local_classes, dtype=torch.long).repeat_interleave(cfg.ipc)  # stored images
+        self.syn = self._initial_images(init_images, data.image_shape).to(device).requires_grad_(True)
         self.optimizer = torch.optim.SGD([self.syn], lr=cfg.lr_images, momentum=cfg.momentum)
-        self.net = build_model(cfg.model, channels=c, num_classes=data.num_classes, image_size=(h, w),
+        self._build_networks(data.num_classes, local_classes, device_memory_budget_mb)
+        self.g_net = torch.Generator(device=device)
+        self.g_data = torch.Generator(device=device)
+        self.column_weights: torch.Tensor | None = None
+
+    @property
+    def n_real(self) -> int:
+        """Real images per class in each step's batch (``batch_real`` capped at the smallest run class)."""
+        return self.real.n_real
+
+    def _initial_images(self, init_images: torch.Tensor | None, shape: tuple[int, int, int]) -> torch.Tensor:
+        """The stored synthetic images to start from, ``(L * ipc, C, H, W)`` float32 on the host: ``init_images``,
+        else real images of each class (with f > 1 each tile a different downsampled one) or standard noise,
+        drawn from the INIT stream for all run classes and sliced to the local ones."""
+        L, ipc, f = self.num_local, self.cfg.ipc, self.factor
+        if init_images is not None:
+            if tuple(init_images.shape) != (L * ipc, *shape):
+                raise ConfigError(f"init_images must have shape {(L * ipc, *shape)}, got {tuple(init_images.shape)}")
+            return init_images.detach().clone().float()
+        g = _rng.generator(self.seed, 0, _rng.INIT, "cpu")
+        # "herding" comes as init_images from condense; a resumed run (its checkpoint overwrites them) or
+        # build_matcher starts from random real images instead. A class smaller than ipc * f² reuses images.
+        if self.cfg.init != "noise":
+            return encode(self.real.initial_images(ipc * f * f, g), f)
+        noise = torch.randn(self.real.num_run, ipc, *shape, generator=g)
+        return noise[self.real.local_rows.cpu()].reshape(L * ipc, *shape)
+
+    def _build_networks(self, num_classes: int, local_classes: list[int], budget_mb: float | None) -> None:
+        """The matching network (no gradient to its weights), its per-step re-draw, the real/synthetic forwards
+        (compiled when ``self.compiled``) and, with ``networks="pool"``, the network pool."""
+        cfg, device, (c, h, w), L = self.cfg, self.device, tuple(self.syn.shape[1:]), self.num_local
+        self.net = build_model(cfg.model, channels=c, num_classes=num_classes, image_size=(h, w),
                                **cfg.model_kwargs()).to(device)
         self.net.requires_grad_(False)
         self.net.train()  # as the official loops (matters only for BatchNorm)
-        self.real_chunk = real_chunk_classes(self.net, self.layers, by_class[:1], self.n_real, L, device,
-                                             device_memory_budget_mb)
+        self.real_chunk = real_chunk_classes(self.net, self.layers, self.real.images[:1], self.n_real, L, device,
+                                             budget_mb)
         # The per-iteration re-draw skips what matching never reads (norm affine 1/0, a trailing classifier);
         # every other weight gets the numbers reinit_ would give it (the reference matcher's).
         self.redraw = matching_redraw(self.net)
@@ -118,21 +112,18 @@ class Matcher:
         # as separate passes); parameters are re-drawn (or loaded from the pool) in place, so one graph serves all.
         # The compiled callables are small modules holding the network, not the matcher: no reference cycle, so
         # a finished run's device tensors are freed at once.
-        syn_labels = torch.tensor(local_classes, dtype=torch.long, device=device).repeat_interleave(ipc * f * f)
+        ipc_decoded = cfg.ipc * self.factor ** 2
+        syn_labels = torch.tensor(local_classes, dtype=torch.long, device=device).repeat_interleave(ipc_decoded)
         self.real_stats = _RealStats(self.net, self.layers, L, self.weights, self.real_chunk * self.n_real)
         self.syn_loss = _SynLoss(self.net, self.layers, L, self.weights, syn_labels)
         if self.compiled:
             self.real_stats = torch.compile(self.real_stats, fullgraph=True)  # a graph break raises
             self.syn_loss = torch.compile(self.syn_loss, fullgraph=True)
-        self.g_net = torch.Generator(device=device)
-        self.g_data = torch.Generator(device=device)
-        self.column_weights: torch.Tensor | None = None
         self.pool_nets = None
         if cfg.networks == "pool":
             from ._netpool import NetworkPool
 
-            self.pool_nets = NetworkPool(self.net, cfg, seed, device, self.pool, data.labels[order].to(self.pool.device),
-                                         starts[run], run_counts)
+            self.pool_nets = NetworkPool(self.net, cfg, self.seed, device, self.real)
 
     def decoded(self) -> torch.Tensor:
         """The synthetic training samples ``(L * ipc * factor², C, H, W)`` (differentiable w.r.t. ``self.syn``)."""
@@ -147,17 +138,10 @@ class Matcher:
             acc = self.pool_nets.load_into(self.net, t)
             ce_scale = acc * self.cfg.ce_weight if self.cfg.ce_weight > 0 else None
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
-        u = torch.rand(self.invalid.shape, generator=g, device=self.device).masked_fill_(self.invalid, 2.0)
-        pos = u.topk(self.n_real, dim=1, largest=False).indices  # (R, n_real) positions inside each class
-        rows = pos + self.pool_offsets[:, None]
-        rows = (rows if self.all_local else rows.index_select(0, self.local_rows)).flatten()
-        if self.pool_on_device:
-            real = self.pool.index_select(0, rows)
-        else:  # one host sync per iteration: the price of a pool larger than the device
-            real = self.pool.index_select(0, rows.cpu()).to(self.device, non_blocking=True)
+        real = self.real.class_batch(g, t, self.net.embed)  # (L * n_real, C, H, W), class-major
         syn = self.decoded()
         if self.ops:  # one call on [real; synthetic]: the same op and parameters per class on both sides
-            draw = sample_params(self.ops, self.invalid.shape[0], self.hw, g)
+            draw = sample_params(self.ops, self.real.num_run, self.hw, g)
             both = apply_params(torch.cat([real, syn]), draw, self.group_both)
             real, syn = both[:real.shape[0]], both[real.shape[0]:]
         with torch.no_grad():
@@ -181,6 +165,8 @@ class Matcher:
             out["momentum_buffer"] = buf
         if self.pool_nets is not None:
             out.update(self.pool_nets.state_tensors())
+        if self.real.representative is not None:  # the selected samples: a resumed run matches the same ones
+            out.update(self.real.representative.state_tensors())
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -190,6 +176,8 @@ class Matcher:
             self.optimizer.state[self.syn]["momentum_buffer"] = tensors["momentum_buffer"].to(self.device).clone()
         if self.pool_nets is not None:
             self.pool_nets.load_state_tensors(tensors)
+        if self.real.representative is not None:
+            self.real.representative.load_state_tensors(tensors)
 
 
 def matcher_class(mode: str = "fast") -> type:
@@ -262,17 +250,6 @@ class _SynLoss(_RealStats):
             ce = torch.nn.functional.cross_entropy(self.net.classifier(emb), self.syn_labels, reduction="sum")
             loss = loss + ce_scale * ce / (syn.shape[0] // self.num_classes)
         return loss
-
-
-def _pool_fits(pool: torch.Tensor, device: torch.device, budget_mb: float | None) -> bool:
-    """Whether the real pool may live on ``device``: under the explicit budget, or half the free CUDA memory."""
-    size_mb = pool.numel() * pool.element_size() / 2**20
-    if budget_mb is not None:
-        return size_mb <= budget_mb
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return size_mb <= 0.5 * free / 2**20
-    return True
 
 
 def real_chunk_classes(net: torch.nn.Module, layers: tuple[int, ...], probe: torch.Tensor, n_real: int,

@@ -37,8 +37,9 @@ STATE_KEY = "representative_positions"
 
 
 def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances ``(n, k)`` between rows of ``x`` ``(n, D)`` and ``c`` ``(k, D)`` (float64)."""
-    return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    """Squared Euclidean distances ``(n, k)`` between rows of ``x`` ``(n, D)`` and ``c`` ``(k, D)`` (float64):
+    ``|x|² + |c|² - 2 x·c`` (one matrix product, no ``(n, k, D)`` temporary), clamped at 0."""
+    return ((x * x).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * (x @ c.T)).clamp_min_(0.0)
 
 
 def kmeans(x: torch.Tensor, k: int, u: torch.Tensor, max_iter: int = MAX_ITER) -> tuple[torch.Tensor, torch.Tensor]:

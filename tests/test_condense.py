@@ -149,7 +149,7 @@ def test_real_batch_in_class_chunks_gives_the_same_statistics_and_images(digits)
     m = Matcher(digits, rcfg, run, run, torch.device("cpu"), 0, None, device_memory_budget_mb=0.001)
     assert m.real_chunk == 1 and Matcher(digits, rcfg, run, run, torch.device("cpu"), 0, None).real_chunk == 10
     reinit_(m.net, torch.Generator().manual_seed(0))
-    real = m.pool[: 10 * m.n_real]
+    real = m.real.images[: 10 * m.n_real]
     assert m.real_stats.chunk_rows == m.n_real  # one class per forward
     m.real_stats.chunk_rows = None
     whole = m.real_stats(real)

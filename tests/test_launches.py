@@ -175,7 +175,7 @@ def test_matcher_is_freed_without_the_cyclic_gc(fmnist, monkeypatch, compile, it
 
     def spy(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        refs.append((weakref.ref(self), weakref.ref(self.syn), weakref.ref(self.pool)))
+        refs.append((weakref.ref(self), weakref.ref(self.syn), weakref.ref(self.real.images)))
 
     monkeypatch.setattr(Matcher, "__init__", spy)
     cfg = ATOMConfig(ipc=1, iterations=iterations, width=8, batch_real=4, factor=1)

@@ -2,15 +2,19 @@
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, condense, herding_subset, load_dataset
-from atom_plugin.representative import kmeans, nearest_to_centres
+from atom_plugin import ATOMConfig, CondenseCallback, condense, herding_subset
+from atom_plugin._safeio import read_tensors
+from atom_plugin.matcher import Matcher
+from atom_plugin.representative import STATE_KEY, kmeans, nearest_to_centres
 
 SMALL = dict(width=16, batch_real=8, factor=1, networks="random")
+REP = dict(SMALL, real_batch="representative", representative_pool=32, recluster_every=4)
+CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
+def _matcher(data, cfg, local=None, run=tuple(range(10))):
+    cfg = cfg.resolved(dsa_strategy_default=data.dsa_strategy)
+    return Matcher(data, cfg, list(run), list(local or run), CPU, 0, None)
 
 
 def test_kmeans_batch_is_the_samples_nearest_the_centres_by_hand():
@@ -37,3 +41,70 @@ def test_herding_init_at_factor_1_starts_from_exactly_the_herding_subset(digits)
     assert "trained 1 epoch" in out.provenance["init"]["feature_network"]
     plain = condense(digits, cfg.replace(init="real"), device="cpu", seed=3, classes=[1, 4, 7])
     assert not torch.equal(plain.images, out.images) and "init" not in plain.provenance
+
+
+def test_representative_batch_is_the_pool_samples_nearest_the_centres_of_the_iterations_network(digits):
+    m = _matcher(digits, ATOMConfig(preset="dm", ipc=1, iterations=9, dsa=False, **REP), run=(2, 5))
+    seen = []
+    stats = m.real_stats
+    m.real_stats = lambda real: (seen.append(real.clone()), stats(real))[1]
+    m.step(0)
+    # recompute from scratch with the network iteration 0 matched with (random networks: never trained)
+    sel = m.real.representative
+    pool, seeds = sel.draws(0)
+    expect = []
+    for i, k in enumerate((2, 5)):
+        members = (digits.labels == k).nonzero().flatten()  # the pool is sorted by class, stable
+        images = digits.images[members[pool[i]]]
+        feats = m.net.embed(images).flatten(1)
+        centres, assign = kmeans(feats, 8, seeds[i])
+        expect.append(images[nearest_to_centres(feats, centres, assign)])
+    assert torch.equal(seen[0], torch.cat(expect))
+    for t in range(1, 5):
+        m.step(t)
+    assert all(torch.equal(s, seen[0]) for s in seen[1:4])  # the same samples until the next re-clustering
+    assert not torch.equal(seen[4], seen[0]) and sel.clustered_at == 4
+
+
+def test_representative_runs_differ_from_uniform_ones_and_reference_mode_refuses_them(digits):
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=2, **SMALL)
+    uniform = condense(digits, cfg, device="cpu", seed=0, classes=[0, 1])
+    rep = condense(digits, cfg.replace(**REP), device="cpu", seed=0, classes=[0, 1])
+    assert rep.config["real_batch"] == "representative" and not torch.equal(rep.images, uniform.images)
+    with pytest.raises(Exception, match="real_batch='uniform'"):
+        condense(digits, cfg.replace(**REP), device="cpu", mode="reference", classes=[0])
+
+
+class _StopAt(CondenseCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_checkpoint(self, state, path):
+        if state.iteration == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("networks", ["random", "pool"])
+def test_resume_is_bit_exact_with_representative_batches(digits, tmp_path, networks):
+    # interrupted at 3, between re-clusterings (0, 4): the checkpoint carries the selection
+    cfg = ATOMConfig(preset="atom", ipc=1, iterations=6, **dict(REP, networks=networks, pool_size=2, pool_batch=32))
+    full = condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2])
+    ckpt = tmp_path / "c.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2], checkpoint=ckpt, checkpoint_every=3,
+                 callbacks=[_StopAt(3)])
+    tensors, _ = read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)
+    assert tensors[STATE_KEY].shape == (3, 8)
+    resumed = condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2], checkpoint=ckpt, checkpoint_every=3,
+                       resume=True)
+    assert torch.equal(resumed.stored_images, full.stored_images)
+
+
+def test_class_parallel_equals_one_process_with_representative_batches(digits):
+    cfg = ATOMConfig(preset="atom", ipc=1, iterations=1, factor=2, **{k: v for k, v in REP.items() if k != "factor"})
+    whole, part = _matcher(digits, cfg), _matcher(digits, cfg, local=[3, 8])
+    for t in range(5):  # re-clusters at 0 and 4
+        whole.step(t)
+        part.step(t)
+    assert torch.equal(part.real.representative.positions, whole.real.representative.positions[[3, 8]])
+    assert torch.allclose(part.syn, whole.syn[[3, 8]], atol=1e-5)
