@@ -249,6 +249,8 @@ def speed_table() -> str:
     latest: dict = {}
     for r in recs:  # the newest record per (device, ipc, factor, networks, mode)
         r["factor"], r["networks"] = int(r.get("factor") or 1), r.get("networks") or "random"
+        if r.get("real_batch", "uniform") != "uniform":  # a row of its own (issue 25's representative batches)
+            r["networks"] += f", {r['real_batch']} batches"
         latest[(r["device"], r["ipc"], r["factor"], r["networks"], r["mode"])] = r
     rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["factor"], r["networks"], r["mode"]))
     for r in rows:
@@ -731,12 +733,64 @@ def budget_curve_section() -> str:
     return "\n\n".join(p for p in (table, figure, "\n".join(trends), provenance(used)) if p)
 
 
+# -- the quality levers (issue 25): what each gave, paired by evaluation seed, on the validation split -------------
+
+#: (lever, setting, its control) of ablation rounds 5, 8 and 9 (docs/ablation.md): each a paired difference at every
+#: IPC where both were measured alike. The last two rows are IPC 50's bar: the condensed sets against the herding
+#: coreset (the herding start's own images at factor 1, so its row is the gain over the start).
+LEVER_PAIRS = (
+    ("representative batches", "s10c10-p4-f2-rep", "s10c10-p4-f2"),
+    ("representative batches, at lr 0.3", "s10c10-p4-f2-lr0.3-rep", "s10c10-p4-f2-lr0.3"),
+    ("images' lr 0.3 (factor 2)", "s10c10-p4-f2-lr0.3", "s10c10-p4-f2"),
+    ("default (factor 1) − dm", "s10c10-p4-f1", "dm"),
+    ("herding start", "s10c10-p4-f1-herd", "s10c10-p4-f1"),
+    ("images' lr 0.3 (factor 1)", "s10c10-p4-f1-lr0.3", "s10c10-p4-f1"),
+    ("herding start and lr 0.3", "s10c10-p4-f1-herd-lr0.3", "s10c10-p4-f1"),
+    ("herding start − the herding coreset (the gain over the start)", "s10c10-p4-f1-herd", "herding"),
+    ("default (factor 1) − the herding coreset", "s10c10-p4-f1", "herding"),
+)
+
+
+def _setting(recs: list[dict], setting: str, like: dict) -> dict | None:
+    """The first ablation record of ``setting`` evaluated as ``like`` (IPC, device, networks × epochs, seed) and, both
+    being condensed, at the same iterations and real batch size."""
+    same = ("ipc", "device", "num_models", "eval_epochs", "seed")
+    return next((r for r in recs if r["setting"] == setting and all(r.get(k) == like.get(k) for k in same)
+                 and (not (r["iterations"] and like["iterations"])
+                      or (r["iterations"], r["batch_real"]) == (like["iterations"], like["batch_real"]))), None)
+
+
+def quality_levers_section() -> str:
+    """One row per (IPC, lever of :data:`LEVER_PAIRS`) measured with its control: the paired difference on the
+    validation split and whether it wins (its mean above twice its paired std, the README's rule); a placeholder
+    line before any is measured."""
+    recs = read_records(RESULTS / "ablation_fmnist.json")
+    rows, used = [], []
+    for ipc in sorted({r["ipc"] for r in recs}):
+        for lever, setting, control in LEVER_PAIRS:
+            for a in (r for r in recs if r["setting"] == setting and r["ipc"] == ipc):
+                b = _setting(recs, control, a)
+                d = _paired(a, b) if b else None
+                if d is None:
+                    continue
+                used += [a, b]
+                rows.append([str(ipc), lever, f"`{setting}` − `{control}`", f"{d[0]:+.2f} ± {d[1]:.2f}",
+                             "**yes**" if d[0] > 2 * d[1] else "no"])
+                break
+    if not rows:
+        return "_no lever measured yet: run ablation round 9 (the commands under " \
+            "[round 9](#round-9-the-quality-levers))_"
+    table = markdown_table(["IPC", "lever", "settings", "paired Δ, val. acc. points", "wins (Δ > 2 std)"], rows)
+    return table + "\n\n" + provenance(used)
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line}
 SECTIONS["budget_curve"] = budget_curve_section  # quality issue 25 (kept apart: other sections join the dict)
+SECTIONS["quality_levers"] = quality_levers_section
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 

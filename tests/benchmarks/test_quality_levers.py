@@ -79,3 +79,26 @@ def test_protocol_flags_take_only_the_configs_choices(load_benchmark, flag, monk
     with pytest.raises(SystemExit) as info:
         mod.main()
     assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def _val(setting, ipc, accs, iterations=200):
+    return _rec(setting.split("-")[0], ipc, iterations, accs, setting=setting, split="validation",
+                batch_real=64 if iterations else 0)
+
+
+def test_lever_rows_pair_each_setting_with_its_control_and_apply_the_winning_rule(load_benchmark, tmp_path):
+    report = load_benchmark("report")
+    report.RESULTS = tmp_path
+    assert "no lever measured yet" in report.quality_levers_section()
+    recs = [_val("s10c10-p4-f1", 50, [85.0, 85.2, 85.1]), _val("herding", 50, [85.5, 85.9, 85.6], iterations=0),
+            _val("s10c10-p4-f1-herd", 50, [86.4, 86.3, 86.5]),
+            _val("s10c10-p4-f2-rep", 10, [83.5, 83.0, 83.9]), _val("s10c10-p4-f2", 10, [83.4, 83.1, 83.6]),
+            _val("s10c10-p4-f2-rep", 1, [80.0, 80.0, 80.0], iterations=1000)]  # no control at 1000 iterations
+    (tmp_path / "ablation_fmnist.json").write_text(__import__("json").dumps(recs))
+    lines = report.quality_levers_section().splitlines()
+    assert "| 50 | herding start | `s10c10-p4-f1-herd` − `s10c10-p4-f1` | +1.30 ± 0.17 | **yes** |" in lines
+    assert ("| 50 | herding start − the herding coreset (the gain over the start) | `s10c10-p4-f1-herd` − `herding` "
+            "| +0.73 ± 0.29 | **yes** |") in lines
+    assert "| 50 | default (factor 1) − the herding coreset | `s10c10-p4-f1` − `herding` | -0.57 ± 0.12 | no |" in lines
+    assert "| 10 | representative batches | `s10c10-p4-f2-rep` − `s10c10-p4-f2` | +0.10 ± 0.20 | no |" in lines
+    assert not any(line.startswith("| 1 |") for line in lines)
