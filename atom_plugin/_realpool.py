@@ -85,8 +85,12 @@ class RealPool:
                                                     self.local_rows)
 
     def local_class_images(self, i: int, positions: torch.Tensor) -> torch.Tensor:
-        """The images ``(P, C, H, W)`` float32 on ``device`` of local class ``i`` at ``positions`` ``(P,)`` int64
-        (inside the class)."""
+        """The images ``(P, C, H, W)`` float32 on ``device`` of a local class at some positions inside it.
+
+        Args:
+            i: the local class's index (in ``local_classes``' order).
+            positions: ``(P,)`` int64 positions inside the class.
+        """
         return self.gather(positions.to(self.device) + self.offsets[self.local_rows[i]])
 
     @property
@@ -112,9 +116,14 @@ class RealPool:
         drawn by :meth:`positions` for all run classes and sliced to the local ones.
 
         With representative batches (:meth:`use_representative`) the batch is each local class's representative
-        samples instead, re-clustered at iteration ``t`` when due with ``embed`` (the matching network's
-        ``embed``: ``(P, C, H, W)`` -> ``(P, D)``); the uniform positions are drawn all the same, so ``g``'s later
-        draws (DSA's) are those of a uniform run."""
+        samples instead, re-clustered when due; the uniform positions are drawn all the same, so ``g``'s later
+        draws (DSA's) are those of a uniform run.
+
+        Args:
+            g: the iteration's DATA generator (on ``device``).
+            t: the iteration (representative batches: whether it re-clusters).
+            embed: representative batches: the matching network's ``embed``, ``(P, C, H, W)`` -> ``(P, D)``.
+        """
         pos = self.positions(g)
         if self.representative is not None:
             sel = self.representative

@@ -144,8 +144,15 @@ class RepresentativeBatches:
         self.clustered_at: int | None = None
 
     def draws(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Iteration ``t``'s pool positions ``(L, P)`` and k-means++ uniforms ``(L, n_real)`` (drawn for every run
-        class on the CPU from ``_rng.REPRESENTATIVE``, then the local rows kept)."""
+        """A re-clustering's random numbers, drawn for every run class on the CPU from ``_rng.REPRESENTATIVE``,
+        then the local rows kept.
+
+        Args:
+            t: the re-clustering iteration.
+
+        Returns:
+            ``(pool positions (L, P) int64 inside each class, k-means++ uniforms (L, n_real) float32)``.
+        """
         g = _rng.generator(self.seed, t, _rng.REPRESENTATIVE, "cpu")
         u = torch.rand(self.invalid.shape, generator=g).masked_fill_(self.invalid, 2.0)
         pool = u.topk(self.pool_size, dim=1, largest=False).indices
@@ -153,7 +160,11 @@ class RepresentativeBatches:
         return pool[self.local_rows], seeds[self.local_rows]
 
     def due(self, t: int) -> bool:
-        """Whether iteration ``t`` re-clusters (every N-th iteration, or no selection yet)."""
+        """Whether iteration ``t`` re-clusters (every N-th iteration, or no selection yet).
+
+        Args:
+            t: the iteration.
+        """
         return self.positions is None or t % self.every == 0
 
     @torch.no_grad()
@@ -179,6 +190,10 @@ class RepresentativeBatches:
         return {} if self.positions is None else {STATE_KEY: self.positions}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Restore the selection saved by :meth:`state_tensors` (absent: the next iteration re-clusters)."""
+        """Restore the selection saved by :meth:`state_tensors` (absent: the next iteration re-clusters).
+
+        Args:
+            tensors: a checkpoint's tensors (``STATE_KEY``: ``(L, n_real)`` int64).
+        """
         if STATE_KEY in tensors:
             self.positions = tensors[STATE_KEY].cpu().long().clone()

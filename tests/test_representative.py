@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, CondenseCallback, condense, herding_subset
+from atom_plugin import ATOMConfig, condense, herding_subset
 from atom_plugin._safeio import read_tensors
 from atom_plugin.matcher import Matcher
 from atom_plugin.representative import STATE_KEY, kmeans, nearest_to_centres
+from test_multiformation import _StopAt  # the interrupting callback of the resume tests
 
 SMALL = dict(width=16, batch_real=8, factor=1, networks="random")
 REP = dict(SMALL, real_batch="representative", representative_pool=32, recluster_every=4)
@@ -75,29 +76,20 @@ def test_representative_runs_differ_from_uniform_ones_and_reference_mode_refuses
         condense(digits, cfg.replace(**REP), device="cpu", mode="reference", classes=[0])
 
 
-class _StopAt(CondenseCallback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_checkpoint(self, state, path):
-        if state.iteration == self.at:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("networks", ["random", "pool"])
 def test_resume_is_bit_exact_with_representative_batches(digits, tmp_path, networks):
     # interrupted at 3, between re-clusterings (0, 4): the checkpoint carries the selection
     cfg = ATOMConfig(preset="atom", ipc=1, iterations=6, **dict(REP, networks=networks, pool_size=2, pool_batch=32))
-    full = condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2])
     ckpt = tmp_path / "c.safetensors"
+
+    def run(**kw):
+        return condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2], checkpoint_every=3, **kw)
+
+    full = run()
     with pytest.raises(KeyboardInterrupt):
-        condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2], checkpoint=ckpt, checkpoint_every=3,
-                 callbacks=[_StopAt(3)])
-    tensors, _ = read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)
-    assert tensors[STATE_KEY].shape == (3, 8)
-    resumed = condense(digits, cfg, device="cpu", seed=2, classes=[0, 1, 2], checkpoint=ckpt, checkpoint_every=3,
-                       resume=True)
-    assert torch.equal(resumed.stored_images, full.stored_images)
+        run(checkpoint=ckpt, callbacks=[_StopAt(3)])
+    assert read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)[0][STATE_KEY].shape == (3, 8)
+    assert torch.equal(run(checkpoint=ckpt, resume=True).stored_images, full.stored_images)
 
 
 def test_class_parallel_equals_one_process_with_representative_batches(digits):
