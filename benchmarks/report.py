@@ -79,7 +79,7 @@ def protocol_table() -> str:
                              -r["factor"], r["networks"] or ""))
     for r in recs:
         r["acc"] = _fmt_acc(r)
-        r["nets"] = _networks_label(r)
+        r["nets"] = _networks_label(r) + (f", {_levers(r)}" if _levers(r) else "")
         r["lr"] = "—" if _lr(r) is None else f"{_lr(r):g}"
         r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
             f"{r['num_models']} × {r['eval_epochs']} ep"
@@ -102,13 +102,15 @@ def _ipc_figure(recs: list[dict]) -> str:
     series: dict[str, list[dict]] = {}
     for r in recs:
         lr = _lr(r)
-        if r["method"] == "atom" and (r["factor"], r["networks"], lr) == preset_defaults("atom", r["ipc"]):
+        if r["method"] == "atom" and (r["factor"], r["networks"], lr) == preset_defaults("atom", r["ipc"]) \
+                and not _levers(r):
             name = "atom default (per-IPC table)"
         elif r["networks"] is None and r["factor"] == 1:
             name = r["method"]
         else:
             name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
-                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'})"
+                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'}" \
+                f"{', ' + _levers(r) if _levers(r) else ''})"
         series.setdefault(name, []).append(r)
 
     def draw(plt, path: Path) -> None:
@@ -147,7 +149,7 @@ def _targets(recs: list[dict]) -> str:
     for ipc, target in TARGETS.items():
         want = preset_defaults("atom", ipc)
         default = [r for r in recs if r["method"] == "atom" and r["model"] == "convnet" and r["ipc"] == ipc
-                   and (r["factor"], r["networks"], _lr(r)) == want]
+                   and (r["factor"], r["networks"], _lr(r)) == want and not _levers(r)]
         if not default:
             lines.append(f"- IPC {ipc}: the default (factor {want.factor}, {want.networks} networks, image lr "
                          f"{want.lr_images:g}) not measured")
@@ -220,8 +222,8 @@ def ablation_table() -> str:
     for r in recs:  # vs the dm control of the same budget and matching-network norm
         budget = ("ipc", "iterations", "batch_real", "num_models", "eval_epochs", "device", "norm")
         plain = dict(factor=1, networks="random")  # today's dm: the control of every setting
-        dm = None if r["method"] in ("random", "tiled-random", "herding") or (r["method"] == "dm" and r["factor"] == 1 and
-                                                                   r["networks"] == "random") else \
+        dm = None if r["method"] in ("random", "tiled-random", "herding") or \
+            (r["method"] == "dm" and r["factor"] == 1 and r["networks"] == "random") else \
             _control(recs, r, "dm", budget, w_embed=1, **plain)
         if r["method"] in ("random", "tiled-random", "herding"):
             dm = _control(recs, r, "dm", ("ipc", "num_models", "eval_epochs", "device", "seed"), **plain)
@@ -249,8 +251,8 @@ def speed_table() -> str:
     latest: dict = {}
     for r in recs:  # the newest record per (device, ipc, factor, networks, mode)
         r["factor"], r["networks"] = int(r.get("factor") or 1), r.get("networks") or "random"
-        if r.get("real_batch", "uniform") != "uniform":  # a row of its own (issue 25's representative batches)
-            r["networks"] += f", {r['real_batch']} batches"
+        if _levers(r):  # a row of its own (issue 25's representative batches)
+            r["networks"] += f", {_levers(r)}"
         latest[(r["device"], r["ipc"], r["factor"], r["networks"], r["mode"])] = r
     rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["factor"], r["networks"], r["mode"]))
     for r in rows:
@@ -568,7 +570,7 @@ def _headline_cell(recs: list[dict], method: str, ipc: int, budget: tuple) -> di
             continue
         if method in CONDENSED:
             want = preset_defaults("atom", ipc) if method == "atom" else PUBLISHED_DEFAULTS
-            if r["iterations"] == its and (*_parametrisation(r), _lr(r)) == tuple(want):
+            if r["iterations"] == its and (*_parametrisation(r), _lr(r)) == tuple(want) and not _levers(r):
                 return r
         elif _parametrisation(r)[0] == 1:
             return r
@@ -650,6 +652,13 @@ BUDGET_CURVE = {1: (200, 1000, 2000), 10: (200, 1000)}
 BUDGET_CURVE_EVAL = (3, 300)  # (networks, epochs) of every point's evaluation
 
 
+def _levers(r: dict) -> str:
+    """A record's non-default real batch and start (``"representative batches, herding start"``), "" for the
+    defaults (uniform batches from random real images; older records)."""
+    parts = [] if r.get("real_batch", "uniform") == "uniform" else [f"{r['real_batch']} batches"]
+    return ", ".join(parts + ([] if r.get("init", "real") == "real" else [f"{r['init']} start"]))
+
+
 def _curve_points(recs: list[dict], ipc: int) -> dict[str, dict[int, dict]]:
     """``{"default": {iterations: record}, "dm": {...}, "herding": {0: record}}`` at ``ipc``: ConvNet-3 test records
     at :data:`BUDGET_CURVE_EVAL` of the ``atom`` default (its per-IPC factor, networks and lr), today's ``dm`` (factor
@@ -658,8 +667,7 @@ def _curve_points(recs: list[dict], ipc: int) -> dict[str, dict[int, dict]]:
     out: dict[str, dict[int, dict]] = {"default": {}, "dm": {}, "herding": {}}
     for r in recs:
         if (r.get("split") != "test" or r.get("model") != "convnet" or r["ipc"] != ipc
-                or (r["num_models"], r["eval_epochs"]) != BUDGET_CURVE_EVAL
-                or r.get("real_batch", "uniform") != "uniform" or r.get("init", "real") != "real"):
+                or (r["num_models"], r["eval_epochs"]) != BUDGET_CURVE_EVAL or _levers(r)):
             continue
         params = (*_parametrisation(r), _lr(r))
         if r["method"] == "atom" and params == tuple(preset_defaults("atom", ipc)):

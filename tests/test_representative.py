@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from atom_plugin import ATOMConfig, condense, herding_subset
-from atom_plugin._safeio import read_tensors
+from atom_plugin._safeio import read_tensors, write_tensors
+from atom_plugin.errors import CondensedFileError, ConfigError
 from atom_plugin.matcher import Matcher
 from atom_plugin.representative import STATE_KEY, kmeans, nearest_to_centres
 from test_multiformation import _StopAt  # the interrupting callback of the resume tests
@@ -72,7 +73,7 @@ def test_representative_runs_differ_from_uniform_ones_and_reference_mode_refuses
     uniform = condense(digits, cfg, device="cpu", seed=0, classes=[0, 1])
     rep = condense(digits, cfg.replace(**REP), device="cpu", seed=0, classes=[0, 1])
     assert rep.config["real_batch"] == "representative" and not torch.equal(rep.images, uniform.images)
-    with pytest.raises(Exception, match="real_batch='uniform'"):
+    with pytest.raises(ConfigError, match="real_batch=.uniform."):
         condense(digits, cfg.replace(**REP), device="cpu", mode="reference", classes=[0])
 
 
@@ -100,3 +101,19 @@ def test_class_parallel_equals_one_process_with_representative_batches(digits):
         part.step(t)
     assert torch.equal(part.real.representative.positions, whole.real.representative.positions[[3, 8]])
     assert torch.allclose(part.syn, whole.syn[[3, 8]], atol=1e-5)
+
+
+def test_a_checkpoint_written_before_the_levers_resumes_as_uniform_batches_from_real_images(digits, tmp_path):
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=2, **SMALL)
+    ckpt = tmp_path / "c.safetensors"
+    condense(digits, cfg, device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt)
+    tensors, meta = read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)
+    for name in ("real_batch", "representative_pool", "recluster_every"):
+        del meta["config"][name]
+    write_tensors(ckpt, tensors, meta, kind="atom-plugin/checkpoint", version=meta["format_version"])
+    out = condense(digits, cfg.replace(iterations=3), device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt,
+                   resume=True)
+    assert out.provenance["resumed_from"] == 2
+    with pytest.raises(CondensedFileError, match="config.real_batch"):
+        condense(digits, cfg.replace(iterations=4, **REP), device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt,
+                 resume=True)

@@ -102,3 +102,18 @@ def test_lever_rows_pair_each_setting_with_its_control_and_apply_the_winning_rul
     assert "| 50 | default (factor 1) − the herding coreset | `s10c10-p4-f1` − `herding` | -0.57 ± 0.12 | no |" in lines
     assert "| 10 | representative batches | `s10c10-p4-f2-rep` − `s10c10-p4-f2` | +0.10 ± 0.20 | no |" in lines
     assert not any(line.startswith("| 1 |") for line in lines)
+
+
+def test_protocol_rows_name_the_levers_and_the_default_stays_the_uniform_real_started_set(load_benchmark, tmp_path):
+    report = load_benchmark("report")
+    report.DRAW = False
+    report.RESULTS = tmp_path
+    f2 = dict(factor=2, networks="random", lr_images=1.0, batch_real=64)
+    recs = [_rec("atom", 10, 200, [90.0, 90.0, 90.1], **dict(f2, real_batch="representative", init="herding")),
+            _rec("atom", 10, 200, [83.0, 83.2, 83.1], **f2),
+            _rec("dm", 10, 200, [80.5, 80.6, 80.4], factor=1, networks="random", lr_images=1.0, batch_real=64)]
+    (tmp_path / "fashion_mnist.json").write_text(__import__("json").dumps(recs))
+    text = report.protocol_table()
+    assert "| random, representative batches, herding start |" in text
+    assert "default − dm = +2.60 ± 0.10" in text  # the target reads the uniform, real-started set
+    assert report._headline_cell(recs, "atom", 10, (200, 3, 300, "cpu"))["accuracy_mean"] == pytest.approx(83.1)
