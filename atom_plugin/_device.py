@@ -40,8 +40,13 @@ def device_name(device: torch.device) -> str:
     return "cpu"
 
 
+#: The automatic ``compile`` choice (``compile=None``) in words, for help texts; :func:`resolve_compile` is the rule.
+COMPILE_AUTO = "on for CUDA devices, off elsewhere"
+
+
 def resolve_compile(compile: bool | None, device: torch.device) -> bool:
-    """The one rule for ``compile=None`` (auto): ``torch.compile`` on CUDA devices, eager elsewhere.
+    """The one rule for ``compile=None`` (auto): ``torch.compile`` on CUDA devices, eager elsewhere
+    (:data:`COMPILE_AUTO`). Every ``compile`` argument of the API and every ``--compile`` flag goes through it.
 
     ``True``/``False`` are returned as given: an explicit ``True`` always compiles (on the CPU too) and never
     falls back to eager in silence (a compilation error propagates).
@@ -52,5 +57,5 @@ def resolve_compile(compile: bool | None, device: torch.device) -> bool:
     if compile is None:
         return device.type == "cuda"
     if not isinstance(compile, bool):
-        raise ConfigError(f"`compile` must be None (auto: on for CUDA devices), True or False, got {compile!r}")
+        raise ConfigError(f"`compile` must be None (auto: {COMPILE_AUTO}), True or False, got {compile!r}")
     return compile

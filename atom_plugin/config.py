@@ -18,6 +18,7 @@ fields win; :meth:`ATOMConfig.resolved` returns the values actually used, and th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -74,44 +75,22 @@ def register_preset(name: str, **values: Any) -> None:
 class ATOMConfig:
     """Settings of one condensation run (loss, network, DSA, optimiser).
 
-    Loss (Sec. 3 of DataDAM, Sajedi et al. ICCV 2023; ATOM, Khaki et al. CVPRW 2024; DM, WACV 2023):
-        preset: ``"atom"`` (default), ``"datadam"`` or ``"dm"``; fills the loss fields left as None.
-        w_spatial, w_channel, w_embed: effective weights of the spatial-attention, channel-attention and
-            embedding terms (summed over classes and matched layers).
-        power: the exponent p of the attention maps, sum over channels (or space) of ``|f|^p``.
-        layers: 1-based block indices whose activation outputs are matched (ConvNet-3: ``(1, 2)`` = all but
-            the last block, as DataDAM).
-    Condensation:
-        ipc: synthetic images per class (>= 1, <= the smallest class).
-        iterations: SGD steps on the images (DataDAM's paper table: 8000).
-        batch_real: real images per class in each iteration (64 as DataDAM); capped at the smallest class.
-        lr_images, momentum: SGD on the pixels (DM/DataDAM: lr 1, momentum 0.5). lr_images None = the preset's:
-            ``atom`` takes it from ``ATOM_BY_IPC`` (0.3 at IPC 1, 1 above), ``dm``/``datadam`` use 1.
-        init: ``"real"`` (random real images of the class), ``"noise"`` (standard normal, i.e. normalised) or
-            ``"herding"`` (the herding coreset of :func:`atom_plugin.herding_subset`, ``ipc * f²`` images per class,
-            on the matching network's architecture trained 1 epoch; its cost is part of the run, its seconds are
-            recorded in the provenance's ``init``).
-        real_batch: ``"uniform"`` (``batch_real`` images per class drawn uniformly each iteration) or
-            ``"representative"`` (DREAM, Liu et al. ICCV 2023: the samples nearest the k-means centres of
-            ``representative_pool`` real images' features, re-clustered every ``recluster_every`` iterations;
-            :mod:`atom_plugin.representative`).
-        factor: multi-formation factor f (IDC, Kim et al. ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`):
-            each stored image holds f x f tiles, decoded to f² training samples; ``ipc`` counts *stored* images
-            (the storage budget). 1 = plain images. None = the preset's: ``atom`` takes it from ``ATOM_BY_IPC``
-            (f = 2 up to IPC 10, 1 above), ``dm``/``datadam`` use 1. The image sides must be divisible by f.
-    Matching networks (IDM, Zhao et al. CVPR 2023, Sec. 3.3, "enriched model sampling"):
-        networks: ``"random"`` (a freshly drawn network every iteration, DM/DataDAM) or ``"pool"`` (a pool of
-            ``pool_size`` networks; each iteration matches with one drawn from the pool, then trains that one
-            ``pool_steps`` SGD steps on ``pool_batch`` real images (lr ``pool_lr``, momentum 0.9, wd 5e-4); a
-            network that has taken ``pool_cap`` steps is re-drawn). None = the preset's (``atom``: from
-            ``ATOM_BY_IPC``, random at every IPC so far; others ``"random"``).
-        ce_weight: with ``"pool"``, IDM's class-aware regularisation: ``ce_weight`` x (the network's accuracy on
-            its last training batch) x cross-entropy of the decoded synthetic images under that network, summed
-            over classes (IDM Sec. 3.4). Unused with random networks.
-    Network (the randomly re-drawn feature extractor): model (registry name), width, depth, norm (None = the
-        preset's, else instancenorm), act, pool. This is the *matching* network; evaluation trains its own.
-    Augmentation: dsa (Siamese DSA on), dsa_strategy (None = the dataset's default, e.g. digits drop flip).
-    zca: ZCA-whiten the data before condensing (CIFAR recipe of KIP/DataDAM/ATOM); off by default.
+    Each field's one help text is its metadata's ``help`` (``dataclasses.fields(ATOMConfig)``): ``atom condense
+    --help`` prints it for the field's flag (``--batch-real`` for ``batch_real``), and the list at the end of this
+    docstring is generated from it. Fields left as None take the preset's values in :meth:`resolved`
+    (:data:`PRESETS`; the ``atom`` preset's per-IPC values: :data:`ATOM_BY_IPC`). Sources of the field groups (the
+    metadata's ``group``, as in ``--help``):
+
+    * loss: DataDAM's spatial attention (Sajedi et al., ICCV 2023, Sec. 3), ATOM's channel attention (Khaki et
+      al., CVPRW 2024, Sec. 3) and DM's embedding MMD (Zhao & Bilen, WACV 2023); :mod:`atom_plugin.loss`.
+    * condensation: SGD on the pixels as DM/DataDAM (lr 1, momentum 0.5, 64 real images per class); ``factor`` is
+      IDC's multi-formation (Kim et al., ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`), with ``ipc``
+      counting *stored* images (the storage budget); ``real_batch="representative"`` is DREAM's representative
+      matching (Liu et al., ICCV 2023; :mod:`atom_plugin.representative`); ``init="herding"`` starts from
+      :func:`atom_plugin.herding_subset` (its feature network's cost is recorded in the provenance's ``init``).
+    * matching networks: IDM's network pool and class-aware term (Zhao et al., CVPR 2023, Sec. 3.3-3.4).
+    * network: the randomly re-drawn *matching* network (evaluation trains its own).
+    * augmentation: Siamese DSA (Zhao & Bilen, ICML 2021) and ZCA whitening (the CIFAR recipe of KIP/DataDAM).
 
     Raises (from :meth:`resolved`): ConfigError naming the bad field and what to do.
     """
@@ -186,9 +165,17 @@ class ATOMConfig:
         return out
 
     def validate(self) -> None:
-        """Check ranges and names (loss fields must already be resolved). Raises ConfigError."""
+        """Check ranges and names (loss fields must already be resolved).
+
+        Raises:
+            ConfigError: naming the field: NaN/Inf in any number, a value out of range, an unknown name.
+        """
         from .dsa import parse_strategy  # local: dsa imports nothing from here, keep the import graph a tree
 
+        for f in dataclasses.fields(self):  # NaN passes every range check below (all comparisons are False)
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"`{f.name}` must be a finite number, got {v!r}")
         if not isinstance(self.ipc, int) or self.ipc < 1:
             raise ConfigError(f"ipc must be a whole number >= 1, got {self.ipc!r}")
         if self.iterations < 0:
@@ -267,6 +254,17 @@ class ATOMConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {sorted(unknown)}; known: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
+
+
+def _field_list(cls: type) -> str:
+    """The ``Fields`` part of ``cls.__doc__``: one line per field from its metadata's help text."""
+    lines = ["", "    Fields (generated from each field's help text):"]
+    for f in dataclasses.fields(cls):
+        lines.append(f"        {f.name} = {f.default!r}: {f.metadata['help']}")
+    return "\n".join(lines) + "\n"
+
+
+ATOMConfig.__doc__ = (ATOMConfig.__doc__ or "") + _field_list(ATOMConfig)
 
 
 #: Fields added after format version 1, with the values every older file and checkpoint implicitly used

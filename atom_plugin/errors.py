@@ -36,17 +36,42 @@ class DeviceError(ATOMError, RuntimeError):
     """A requested device that this machine does not have (e.g. ``cuda`` without CUDA)."""
 
 
-class NonFiniteLossError(ATOMError, FloatingPointError):
-    """The matching loss became NaN or Inf; carries the first bad iteration (0-based)."""
+class _NonFiniteError(ATOMError, FloatingPointError):
+    """NaN or Inf in a run: carries ``iteration`` and the last good ``checkpoint`` (None when none was written)."""
+
+    what = "a value became NaN/Inf at iteration {iteration}"  #: the message's start (formatted with the iteration)
+    advice = ""  #: what to do (the message's end)
 
     def __init__(self, iteration: int, checkpoint: str | None = None):
         self.iteration = iteration
         self.checkpoint = checkpoint
         where = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
-        super().__init__(
-            f"the matching loss became NaN/Inf at iteration {iteration}{where}; "
-            "lower the loss weights or the image learning rate, or check the data for extreme values"
-        )
+        super().__init__(f"{self.what.format(iteration=iteration)}{where}; {self.advice}")
+
+
+class NonFiniteLossError(_NonFiniteError):
+    """The matching loss became NaN or Inf; carries the first bad iteration (0-based)."""
+
+    what = "the matching loss became NaN/Inf at iteration {iteration}"
+    advice = "lower the loss weights or the image learning rate, or check the data for extreme values"
+
+
+class NonFiniteImagesError(_NonFiniteError):
+    """The synthetic images became NaN or Inf although the loss was finite (e.g. an image learning rate so large
+    that one step overflows); carries the iterations completed. Raised before any such images are returned or
+    written to a checkpoint."""
+
+    what = "the synthetic images became NaN/Inf after {iteration} iteration(s)"
+    advice = "lower the image learning rate (`lr_images`) or the loss weights"
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (white space folded), or its type name when it has none.
+
+    Args:
+        exc: any exception.
+    """
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def check_choice(value, name: str, choices, *, error: type[ATOMError] = None):

@@ -114,8 +114,8 @@ def train_model(
             parameters (nothing waits for the host).
         on_epoch_end: called as ``fn(epoch (0-based), net)`` after each epoch (e.g. to report to NNI).
         compile: train through ``torch.compile(net)`` (one-time compilation; faster for long trainings).
-            None (default): on for CUDA devices, off elsewhere; True/False: always/never (a compilation error
-            is raised, never replaced by eager training).
+            None (default) = automatic, True/False = always/never: the rule (and that a failed compilation
+            raises) is :func:`atom_plugin._device.resolve_compile`.
 
     Raises:
         ConfigError: ``compile`` not None/True/False.
@@ -212,8 +212,8 @@ def evaluate(
         seed: derives every network's initialisation, shuffling and augmentation.
         progress: show a progress bar over the networks (stderr).
         restrict_to_train_classes: test only on the classes present in ``train_set`` (continual-learning use).
-        compile: train through ``torch.compile``: None (default) = on for CUDA devices, off elsewhere; True/False
-            = always/never (see :func:`train_model`). ``settings["compiled"]`` records the choice made.
+        compile: train through ``torch.compile``: None (default) = automatic, True/False = always/never (the
+            rule: :func:`atom_plugin._device.resolve_compile`). ``settings["compiled"]`` records the choice made.
 
     Returns:
         :class:`EvalResult` with per-model accuracies in %, mean/std, seconds.

@@ -17,6 +17,7 @@ under ``no_grad``, and :func:`matching_loss` compares the synthetic side against
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -114,6 +115,19 @@ def matching_loss(real_stats: list[torch.Tensor], syn_maps: list[torch.Tensor], 
 
 def atom_loss(real_maps: list[torch.Tensor], real_embedding: torch.Tensor, syn_maps: list[torch.Tensor],
               syn_embedding: torch.Tensor, num_classes: int, weights: LossWeights) -> torch.Tensor:
-    """Convenience: the loss from both sides' raw features (the real side is detached). See the module doc."""
+    """Deprecated: the loss's one public name is :func:`matching_loss`. This equals
+    ``matching_loss(real_statistics(real_maps, real_embedding, num_classes, weights), syn_maps, syn_embedding,
+    num_classes, weights)`` and warns (DeprecationWarning).
+
+    Args:
+        real_maps: as :func:`real_statistics`' ``maps``.
+        real_embedding: as :func:`real_statistics`' ``embedding``.
+        syn_maps: as :func:`matching_loss`'s.
+        syn_embedding: as :func:`matching_loss`'s.
+        num_classes: K.
+        weights: the loss weights.
+    """
+    warnings.warn("atom_plugin.loss.atom_loss is deprecated; use atom_plugin.loss.matching_loss(real_statistics(...), "
+                  "...)", DeprecationWarning, stacklevel=2)
     return matching_loss(real_statistics(real_maps, real_embedding, num_classes, weights),
                          syn_maps, syn_embedding, num_classes, weights)

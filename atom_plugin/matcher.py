@@ -43,6 +43,7 @@ class Matcher:
     :class:`~atom_plugin._realpool.RealPool`), the synthetic images, the network (or network pool) and the
     optimiser. :func:`atom_plugin.condense` drives it; :func:`build_matcher` makes one for timing single steps (benchmarks/speed.py).
 
+    ``compile`` goes through :func:`atom_plugin._device.resolve_compile` (``self.compiled`` holds the choice).
     ``run_classes`` are all classes condensed by the whole run (random draws are made for all of them, in this
     order); ``local_classes`` (a subsequence) are the ones this process owns (all of them unless class-parallel).
     """
@@ -151,7 +152,7 @@ class Matcher:
         args = (syn, stats, self.column_weights) + ((ce_scale,) if ce_scale is not None else ())
         loss = self.syn_loss(*args)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=[self.syn])  # the images only: the network never gets a gradient
         self.optimizer.step()
         if self.pool_nets is not None:
             self.pool_nets.train_step(t)
@@ -201,8 +202,8 @@ def build_matcher(train_set, config: ATOMConfig, *, mode: str = "fast", device: 
     """A matcher over ``train_set`` (every class, or ``classes``) whose ``step(t)`` runs iteration t of a run
     with ``config`` (resolved here) and ``seed``: for timing or inspecting single iterations. ``step`` returns the
     loss as a 0-d float tensor on the device without a host sync; the images are ``matcher.syn``
-    ``(K * ipc, C, H, W)`` (stored form). ``compile``: None (default) = ``torch.compile`` on CUDA devices only,
-    True/False = always/never (``matcher.compiled`` holds the resolved choice). Raises ConfigError on bad
+    ``(K * ipc, C, H, W)`` (stored form). ``compile``: None (default) = automatic, True/False = always/never
+    (the rule: :func:`atom_plugin._device.resolve_compile`; ``matcher.compiled`` holds the resolved choice). Raises ConfigError on bad
     settings or mode (no run checks such as IPC vs class size: use :func:`atom_plugin.condense` for runs)."""
     data = as_image_dataset(train_set)
     cfg = config.resolved(dsa_strategy_default=data.dsa_strategy)

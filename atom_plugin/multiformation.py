@@ -20,11 +20,17 @@ import torch.nn.functional as F
 from .errors import ConfigError
 
 
+#: The smallest tile side in pixels (factor 4 on 28x28 images, 7-pixel tiles, is legal; 1-pixel tiles are not).
+MIN_TILE = 4
+
+
 def check_factor(factor: int, image_hw: tuple[int, int], *, name: str = "factor") -> int:
     """``factor`` as an int after checking it is >= 1 and divides both image sides.
 
     Raises:
-        ConfigError: factor < 1, not a whole number, or H/W not divisible by it (names the sizes).
+        ConfigError: factor < 1, not a whole number, H/W not divisible by it, or tiles smaller than
+            ``MIN_TILE`` x ``MIN_TILE`` pixels (names the sizes; a factor that large only costs memory: factor 28
+            on 28x28 images decodes every stored image into 784 one-pixel samples).
     """
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ConfigError(f"{name} must be a whole number >= 1, got {factor!r}")
@@ -32,6 +38,10 @@ def check_factor(factor: int, image_hw: tuple[int, int], *, name: str = "factor"
     if h % factor or w % factor:
         raise ConfigError(f"{name} {factor} does not divide the image size {h}x{w}; use a factor that divides both "
                           f"sides (e.g. 1{' or 2' if h % 2 == 0 and w % 2 == 0 else ''})")
+    if factor > 1 and min(h, w) // factor < MIN_TILE:
+        legal = max(f for f in range(1, max(1, min(h, w) // MIN_TILE) + 1) if h % f == 0 and w % f == 0)
+        raise ConfigError(f"`{name}` {factor} gives {h // factor}x{w // factor}-pixel tiles on {h}x{w} images; tiles "
+                          f"must be at least {MIN_TILE}x{MIN_TILE} pixels: use `{name}` <= {legal}")
     return factor
 
 

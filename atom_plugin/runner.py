@@ -5,12 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Callable, NoReturn
 
-from .errors import ATOMError
+from .errors import ATOMError, one_line
 
-
-def one_line(exc: BaseException) -> str:
-    """The exception's message on one line (white space folded), or its type name when it has none."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+__all__ = ["one_line", "run_script"]  # one_line's home is atom_plugin.errors; scripts import it from here too
 
 
 def run_script(main: Callable[[], object]) -> NoReturn:

@@ -5,17 +5,12 @@ import io
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, CondenseCallback, ProgressBar, condense, load_dataset
+from atom_plugin import ATOMConfig, CondenseCallback, ProgressBar, condense
 from atom_plugin.errors import NonFiniteLossError
 from atom_plugin.matcher import Matcher
 
 TINY = ATOMConfig(ipc=1, iterations=4, width=8, batch_real=8, factor=1, networks="random")
 CLASSES = [0, 1]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
 
 
 class Recorder(CondenseCallback):

@@ -210,7 +210,13 @@ def test_baselines_and_report(straight, tiny_fmnist_root, tmp_path, capsys):
     (["--evaluate", "--eval-epochs", "0"], ["--eval-epochs must be >= 1"]),
     (["--factor", "0"], ["factor must be a whole number >= 1", "got 0"]),
     (["--networks", "trained"], ["argument --networks", "invalid choice"]),
-], ids=["dataset", "model", "preset", "ipc0", "ipc-too-large", "layers", "usage", "eval-epochs", "factor0", "networks"])
+    (["--factor", "28"], ["--factor 28 gives 1x1-pixel tiles on 28x28 images", "use --factor <= 7"]),
+    (["--factor", "14"], ["--factor 14 gives 2x2-pixel tiles"]),
+    (["--lr-images", "nan"], ["--lr-images must be a finite number, got nan"]),
+    (["--momentum", "inf"], ["--momentum must be a finite number, got inf"]),
+    (["--w-spatial", "nan"], ["--w-spatial must be a finite number"]),
+], ids=["dataset", "model", "preset", "ipc0", "ipc-too-large", "layers", "usage", "eval-epochs", "factor0", "networks",
+        "factor28", "factor14", "lr-nan", "momentum-inf", "w-spatial-nan"])
 def test_bad_condense_settings(tiny_fmnist_root, tmp_path, extra, needles):
     out = tmp_path / "run"
     assert_one_line_error(*run(tiny(tiny_fmnist_root, "--iterations", 1, *extra, "--out", out)), *needles)
@@ -221,6 +227,22 @@ def test_factor_that_does_not_divide_the_image_size(tiny_fmnist_root, tmp_path):
     code, out, err = run(tiny(tiny_fmnist_root, "--iterations", 1, "--factor", 3, "--out", tmp_path / "run"))
     assert_one_line_error(code, out, err, "factor 3 does not divide the image size 28x28")
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+def test_images_that_overflow_are_refused_not_saved(tiny_fmnist_root, tmp_path):
+    """A finite but huge image learning rate overflows the pixels in one step while that step's loss is finite:
+    one line, exit 2, and no condensed set or checkpoint of Inf images on disk."""
+    out = tmp_path / "run"
+    code, stdout, err = run(tiny(tiny_fmnist_root, "--iterations", 1, "--lr-images", "3e38", "--w-embed", "1e6",
+                                 "--out", out))
+    assert_one_line_error(code, stdout, err, "synthetic images became NaN/Inf after 1 iteration", "--lr-images")
+    assert not (out / "condensed.safetensors").exists() and not (out / "checkpoint.safetensors").exists()
+
+
+def test_factor_4_on_28_pixels_stays_legal(tiny_fmnist_root, tmp_path):
+    code, stdout, err = run(tiny(tiny_fmnist_root, "--iterations", 1, "--ipc", 1, "--factor", 4, "--out", tmp_path))
+    assert code == 0, err
+    assert CondensedDataset.load(tmp_path / "condensed.safetensors").factor == 4
 
 
 def test_missing_data_root_names_where_it_looked(tmp_path):

@@ -1,19 +1,17 @@
 """The condensation loop on real (bundled) data: it learns, it resumes exactly, it fails cleanly."""
+import importlib
+
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, CondenseCallback, condense, load_dataset, recondense
+from atom_plugin import ATOMConfig, CondenseCallback, condense, recondense
 from atom_plugin.matcher import Matcher
-from atom_plugin.errors import CondensedFileError, ConfigError, DataError, NonFiniteLossError, OutputPathError
+from atom_plugin.errors import (CondensedFileError, ConfigError, DataError, NonFiniteImagesError, NonFiniteLossError,
+                                OutputPathError)
 from atom_plugin.loss import LossWeights, matching_loss, real_statistics
 from atom_plugin.models import build_model, reinit_
 
 SMALL = dict(width=16, batch_real=16, factor=1, networks="random")  # the plain loop (factor/pool: test_multiformation.py)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
 
 
 def bank_loss(images, labels, data, cfg, n_nets=4):
@@ -91,6 +89,49 @@ def test_non_finite_loss_names_iteration_and_keeps_checkpoint(digits, tmp_path):
         from atom_plugin._safeio import read_tensors
         tensors, meta = read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)
         assert meta["iteration"] <= info.value.iteration and torch.isfinite(tensors["images"]).all()
+
+
+def test_images_that_overflow_are_never_returned(digits):
+    """One step of a huge (finite, legal) learning rate sends the pixels to Inf while that step's loss is finite:
+    the run raises a typed one-line error instead of returning the images."""
+    cfg = ATOMConfig(ipc=1, iterations=1, lr_images=3e38, **SMALL)
+    with pytest.raises(NonFiniteImagesError, match=r"^the synthetic images became NaN/Inf after 1 iteration") as info:
+        condense(digits, cfg, device="cpu", seed=0)
+    assert info.value.iteration == 1 and info.value.checkpoint is None and "\n" not in str(info.value)
+
+
+def test_non_finite_images_keep_the_last_good_checkpoint(digits, tmp_path, monkeypatch):
+    """Images that turn NaN after a checkpoint (with a finite loss) are checked before the next write: the error
+    names the kept checkpoint, which still holds the last good (finite) images and its iteration."""
+    step = Matcher.step
+
+    def poisoned(self, t):
+        loss = step(self, t)
+        if t == 3:  # the last iteration: its loss is finite, the next loss never computed
+            with torch.no_grad():
+                self.syn[0, 0, 0, 0] = float("nan")
+        return loss
+
+    monkeypatch.setattr(Matcher, "step", poisoned)
+    ckpt = tmp_path / "c.safetensors"
+    with pytest.raises(NonFiniteImagesError, match="last good checkpoint is kept") as info:
+        condense(digits, ATOMConfig(ipc=1, iterations=4, **SMALL), device="cpu", checkpoint=ckpt, checkpoint_every=2)
+    assert info.value.iteration == 4 and info.value.checkpoint == str(ckpt)
+    from atom_plugin._safeio import read_tensors
+    tensors, meta = read_tensors(ckpt, kind="atom-plugin/checkpoint", max_version=2)
+    assert meta["iteration"] == 2 and torch.isfinite(tensors["images"]).all()
+
+
+def test_factor_with_tiles_under_4_pixels_is_refused_before_any_work(digits, monkeypatch):
+    condense_module = importlib.import_module("atom_plugin.condense")  # the package's `condense` is the function
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the run started working before refusing the factor")
+
+    monkeypatch.setattr(condense_module, "matcher_class", no_work)
+    monkeypatch.setattr(condense_module, "_whitened", no_work)
+    with pytest.raises(ConfigError, match=r"^`factor` 16 gives 2x2-pixel tiles on 32x32 images.*use `factor` <= 8$"):
+        condense(digits, ATOMConfig(ipc=1, iterations=10**6, factor=16, zca=True), device="cpu")
 
 
 def test_bad_inputs(digits):

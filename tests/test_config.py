@@ -1,3 +1,6 @@
+import dataclasses
+import math
+
 import pytest
 
 from atom_plugin import ATOMConfig, PRESETS
@@ -39,3 +42,19 @@ def test_unknown_fields_rejected():
         ATOMConfig().replace(ipcs=3)
     with pytest.raises(ConfigError, match="unknown config field"):
         ATOMConfig.from_dict({"ipcs": 3})
+
+
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(ATOMConfig) if "float" in str(f.type)]
+
+
+def test_the_float_fields_are_the_numbers_a_user_sets():
+    assert {"lr_images", "momentum", "pool_lr", "ce_weight", "w_spatial", "w_channel", "w_embed", "power"} \
+        == set(FLOAT_FIELDS)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_nan_or_inf_in_any_float_field_is_refused_naming_it(name, value):
+    """NaN passes every range check (all its comparisons are False): each float field is checked for it."""
+    with pytest.raises(ConfigError, match=rf"^`{name}` must be a finite number, got {value!r}$"):
+        ATOMConfig(**{name: value}).resolved()

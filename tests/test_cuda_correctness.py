@@ -24,13 +24,6 @@ def fmnist(tiny_fmnist_root):
     return load_dataset("fashion-mnist", tiny_fmnist_root, split="train", download=False)
 
 
-@pytest.fixture
-def deterministic_mode():
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    yield lambda on, warn_only=False: torch.use_deterministic_algorithms(on, warn_only=warn_only)
-    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
 def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal up to CUDA float noise (nondeterministic accumulation order, TF32 convolutions)."""
     return torch.allclose(a, b, rtol=1e-3, atol=1e-3)

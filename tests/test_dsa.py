@@ -121,14 +121,6 @@ def test_differentiable_for_every_op(op):
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-@pytest.fixture
-def deterministic_mode():
-    """Yields a setter for torch's deterministic mode; restores the previous mode afterwards."""
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    yield lambda on, warn_only=False: torch.use_deterministic_algorithms(on, warn_only=warn_only)
-    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
 def test_deterministic_cuda_refuses_grid_sample_ops(deterministic_mode):
     """CUDA has no deterministic grid_sample backward: say so before the run, in one line with the ways out."""
     from atom_plugin.dsa import check_deterministic

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, condense, evaluate, load_dataset, random_subset, train_model
+from atom_plugin import ATOMConfig, condense, evaluate, random_subset, train_model
 from atom_plugin.errors import ConfigError, DataError
 from atom_plugin.evaluate import match_test_space
 from atom_plugin.models import build_model
@@ -11,13 +11,8 @@ from atom_plugin.models import build_model
 SMALL_NET = dict(width=32)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train"), load_dataset("digits", split="test")
-
-
-def test_result_fields_and_determinism(digits):
-    train, test = digits
+def test_result_fields_and_determinism(digits, digits_test):
+    train, test = digits, digits_test
     sub = random_subset(train, 2, seed=0)
     a = evaluate(sub, test, model_kwargs=SMALL_NET, num_models=2, epochs=3, device="cpu", seed=1)
     b = evaluate(sub, test, model_kwargs=SMALL_NET, num_models=2, epochs=3, device="cpu", seed=1)
@@ -29,15 +24,15 @@ def test_result_fields_and_determinism(digits):
     assert rec["eval_epochs"] == 3 and rec["method"] == "random"
 
 
-def test_restricts_testing_to_trained_classes(digits):
-    train, test = digits
+def test_restricts_testing_to_trained_classes(digits, digits_test):
+    train, test = digits, digits_test
     part = train.subset_classes([1, 7])
     res = evaluate(part, test, model_kwargs=SMALL_NET, num_models=1, epochs=2, device="cpu")
     assert res.settings["test_size"] == int(((test.labels == 1) | (test.labels == 7)).sum())
 
 
 def test_train_model_keeps_training_mode_after_a_validating_callback(digits):
-    train, _ = digits
+    train = digits
     net = build_model("convnet-bn", channels=1, num_classes=10, image_size=32, width=8)
     modes = []
 
@@ -56,8 +51,8 @@ def test_train_model_keeps_training_mode_after_a_validating_callback(digits):
     assert ("forward", False) not in modes  # every training step ran in train mode
 
 
-def test_bad_inputs(digits):
-    train, test = digits
+def test_bad_inputs(digits, digits_test):
+    train, test = digits, digits_test
     with pytest.raises(ConfigError, match="num_models and epochs"):
         evaluate(train, test, num_models=0, device="cpu")
     with pytest.raises(ConfigError, match="unknown model"):
@@ -69,12 +64,12 @@ def test_bad_inputs(digits):
 
 
 @pytest.mark.slow
-def test_condensed_digits_beat_a_random_subset_of_the_same_size(digits):
+def test_condensed_digits_beat_a_random_subset_of_the_same_size(digits, digits_test):
     """IPC 10 on scikit-learn's digits (1,497 train / 300 test, 32x32), width-32 ConvNet-3, 60 condensation
     iterations with the default (atom) preset, 60 evaluation epochs, 3 seeds. Observed on CPU (torch 2.14.1):
     condensed 93.7 / 92.7 / 95.0 %, random 92.0 / 91.3 / 90.3 % (mean margin 2.6 points, each seed positive);
     the test asserts a mean margin above 1 point."""
-    train, test = digits
+    train, test = digits, digits_test
     cond, rand = [], []
     for seed in range(3):
         syn = condense(train, ATOMConfig(ipc=10, iterations=60, batch_real=32, **SMALL_NET), device="cpu", seed=seed)

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from atom_plugin import ATOMConfig
-from atom_plugin.loss import LossWeights, atom_loss
+from atom_plugin.loss import LossWeights, atom_loss, matching_loss, real_statistics
+from atom_plugin.matcher import build_matcher
 from atom_plugin.models import build_model, reinit_
 
 
@@ -46,7 +47,8 @@ def _ours(cfg, net, real, syn, K=3):
     layers = cfg.layers if (cfg.w_spatial or cfg.w_channel) else ()
     rm, re = net.forward_intermediates(real, layers)
     sm, se = net.forward_intermediates(syn, layers)
-    return atom_loss(rm, re, sm, se, K, LossWeights.from_config(cfg))
+    w = LossWeights.from_config(cfg)
+    return matching_loss(real_statistics(rm, re, K, w), sm, se, K, w)
 
 
 @pytest.mark.parametrize("preset", ["atom", "datadam", "dm"])
@@ -87,12 +89,37 @@ def test_zero_when_synthetic_equals_real_and_positive_otherwise():
     assert _ours(cfg, net, real, other).item() > 1e-2
 
 
-def test_gradient_reaches_images_not_network():
+def test_real_statistics_carry_no_graph_even_through_a_network_that_requires_grad():
     cfg, net, real, syn = _setup("atom")
-    for p in net.parameters():
-        p.requires_grad_(True)
-    loss = _ours(cfg, net, real.detach(), syn)
-    loss.backward()
-    assert syn.grad is not None and syn.grad.abs().sum() > 0
-    # the real side is detached inside atom_loss: its statistics carry no graph
-    assert real.grad is None
+    net.requires_grad_(True)
+    maps, emb = net.forward_intermediates(real, cfg.layers)
+    assert emb.requires_grad  # the forward builds a graph ...
+    stats = real_statistics(maps, emb, 3, LossWeights.from_config(cfg))
+    assert stats and not any(s.requires_grad for s in stats)  # ... which the real side's statistics drop
+
+
+@pytest.mark.parametrize("networks", ["random", "pool"])
+def test_gradient_reaches_images_not_network(digits, networks):
+    """The loop's contract (``Matcher.step``): one step differentiates the loss w.r.t. the images only, so the
+    images get a gradient and move, while the matching network's parameters get none, even when they require
+    grad (the pool's class-aware term reads the network's classifier too)."""
+    cfg = ATOMConfig(ipc=1, width=8, batch_real=4, factor=1, iterations=1, networks=networks, pool_size=2,
+                     pool_batch=8)
+    m = build_matcher(digits, cfg, device="cpu", classes=[0, 1, 2])
+    m.net.requires_grad_(True)
+    before = m.syn.detach().clone()
+    m.step(0)
+    assert m.syn.grad is not None and m.syn.grad.abs().sum() > 0 and not torch.equal(m.syn.detach(), before)
+    params = list(m.net.parameters())
+    assert params and all(p.requires_grad for p in params)  # the step did not turn them off ...
+    assert [n for n, p in m.net.named_parameters() if p.grad is not None] == []  # ... and gave them no gradient
+
+
+def test_atom_loss_is_a_deprecated_alias_of_matching_loss():
+    cfg, net, real, syn = _setup("atom")
+    w = LossWeights.from_config(cfg)
+    rm, re = net.forward_intermediates(real, cfg.layers)
+    sm, se = net.forward_intermediates(syn, cfg.layers)
+    with pytest.warns(DeprecationWarning, match="use atom_plugin.loss.matching_loss"):
+        old = atom_loss(rm, re, sm, se, 3, w)
+    assert torch.equal(old, matching_loss(real_statistics(rm, re, 3, w), sm, se, 3, w))

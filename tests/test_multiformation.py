@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, condense, load_dataset, random_subset, recondense
+from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, condense, random_subset, recondense
 from atom_plugin._safeio import read_tensors, write_tensors
 from atom_plugin.matcher import Matcher
 from atom_plugin.condensed import FORMAT
@@ -11,11 +11,6 @@ from atom_plugin.errors import ConfigError
 from atom_plugin.multiformation import check_factor, decode, encode
 
 SMALL = dict(width=16, batch_real=8, pool_size=3, pool_batch=32)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
 
 
 def tile_constant(n=2, c=1, f=2, side=8):

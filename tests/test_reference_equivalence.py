@@ -2,14 +2,9 @@
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, condense, load_dataset
+from atom_plugin import ATOMConfig, condense
 from atom_plugin.errors import ConfigError
 from atom_plugin.matcher import Matcher, matcher_class
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", split="train")
 
 
 @pytest.mark.parametrize("preset", ["atom", "datadam", "dm"])

@@ -20,6 +20,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
+from .._device import COMPILE_AUTO
 from ..config import ATOMConfig
 from ..errors import ATOMError
 from ..models.convnet import ACTIVATIONS, NORMS, POOLINGS
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="iterations between checkpoints")
     c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     c.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="condense through torch.compile (default: on for CUDA devices, off on the CPU)")
+                   help=f"condense through torch.compile (default: {COMPILE_AUTO})")
     _add_eval_args(c)
     c.set_defaults(func=cmd_condense)
 
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256, metavar="N", help="training batch (default 256)")
     _add_run_args(e)
     e.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="train through torch.compile (default: on for CUDA devices, off on the CPU)")
+                   help=f"train through torch.compile (default: {COMPILE_AUTO})")
     e.add_argument("--out", metavar="FILE", help="result file to append to")
     e.set_defaults(func=cmd_evaluate)
 
@@ -241,7 +242,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-models", type=int, default=5, metavar="N", help="networks trained (default 5)")
     g.add_argument("--eval-model", default="convnet", metavar="MODEL", help="network (default convnet)")
     g.add_argument("--eval-compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="train the networks through torch.compile (default: on for CUDA devices, off on the CPU)")
+                   help=f"train the networks through torch.compile (default: {COMPILE_AUTO})")
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ._base import DEFAULT_DSA_STRATEGY, ImageTensorDataset
-from ._common import find_or_download, one_line, to_tensor_images
+from ._common import find_or_download, to_tensor_images
 from ._registry import register_dataset
 from .stats import DATASET_STATS
 

@@ -18,7 +18,7 @@ from typing import Callable, Sequence, TypeVar
 import torch
 import torch.nn.functional as F
 
-from ..errors import DatasetNotFoundError
+from ..errors import DatasetNotFoundError, one_line
 
 ENV_VAR = "ATOM_DATA"
 # Expanded at call time, so tests (and users) can point it elsewhere.
@@ -57,11 +57,6 @@ def download_target(root) -> Path:
         return Path(root).expanduser()
     env = os.environ.get(ENV_VAR)
     return Path(env).expanduser() if env else default_data_dir()
-
-
-def one_line(text) -> str:
-    """Collapse an exception message to one line."""
-    return " ".join(str(text).split())
 
 
 def find_or_download(

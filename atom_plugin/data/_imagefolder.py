@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import DatasetNotFoundError, DataError
+from ..errors import DataError, DatasetNotFoundError, one_line
 from ._base import DEFAULT_DSA_STRATEGY, ImageTensorDataset
-from ._common import channel_stats, one_line, to_tensor_images
+from ._common import channel_stats, to_tensor_images
 
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 PARALLEL_FROM = 2000  # decode with DataLoader workers from this many images on
