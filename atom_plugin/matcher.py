@@ -41,7 +41,8 @@ MODES = ("fast", "reference")
 class Matcher:
     """One condensation run's state and its iteration (:meth:`step`): the real pool (``real``, a
     :class:`~atom_plugin._realpool.RealPool`), the synthetic images, the network (or network pool) and the
-    optimiser. :func:`atom_plugin.condense` drives it; :func:`build_matcher` makes one for timing single steps (benchmarks/speed.py).
+    optimiser. :func:`atom_plugin.condense` drives it; :func:`build_matcher` makes one for timing single steps
+    (benchmarks/speed.py).
 
     ``compile`` goes through :func:`atom_plugin._device.resolve_compile` (``self.compiled`` holds the choice).
     ``run_classes`` are all classes condensed by the whole run (random draws are made for all of them, in this
@@ -203,8 +204,9 @@ def build_matcher(train_set, config: ATOMConfig, *, mode: str = "fast", device: 
     with ``config`` (resolved here) and ``seed``: for timing or inspecting single iterations. ``step`` returns the
     loss as a 0-d float tensor on the device without a host sync; the images are ``matcher.syn``
     ``(K * ipc, C, H, W)`` (stored form). ``compile``: None (default) = automatic, True/False = always/never
-    (the rule: :func:`atom_plugin._device.resolve_compile`; ``matcher.compiled`` holds the resolved choice). Raises ConfigError on bad
-    settings or mode (no run checks such as IPC vs class size: use :func:`atom_plugin.condense` for runs)."""
+    (the rule: :func:`atom_plugin._device.resolve_compile`; ``matcher.compiled`` holds the resolved choice).
+    Raises ConfigError on bad settings or mode (no run checks such as IPC vs class size: use
+    :func:`atom_plugin.condense` for runs)."""
     data = as_image_dataset(train_set)
     cfg = config.resolved(dsa_strategy_default=data.dsa_strategy)
     run = sorted(set(int(k) for k in classes)) if classes is not None else data.present_classes()
