@@ -5,7 +5,9 @@
 host and copied over (same draws, same result). It draws:
 
 * :meth:`RealPool.class_batch`: the matching step's class-balanced batch (``n_real`` per class, without
-  replacement; DM, Zhao & Bilen WACV 2023, Alg. 1) from the iteration's DATA generator;
+  replacement; DM, Zhao & Bilen WACV 2023, Alg. 1) from the iteration's DATA generator -- or, after
+  :meth:`RealPool.use_representative`, each class's representative samples (DREAM, Liu et al. ICCV 2023:
+  :mod:`atom_plugin.representative`);
 * :meth:`RealPool.initial_images`: the real images that initialise the synthetic set (one per tile);
 * :meth:`RealPool.uniform_batch`: the network pool's training batches (uniform over the run's classes, IDM,
   Zhao et al. CVPR 2023, Sec. 3.3).
@@ -67,6 +69,29 @@ class RealPool:
         row_of = {k: r for r, k in enumerate(run_classes)}
         self.local_rows = torch.tensor([row_of[k] for k in local_classes], dtype=torch.long, device=device)
         self.all_local = list(local_classes) == list(run_classes)
+        self.representative = None  # a RepresentativeBatches after use_representative()
+
+    def use_representative(self, pool_size: int, recluster_every: int, seed: int) -> None:
+        """Draw :meth:`class_batch` as representative batches from now on (``real_batch="representative"``).
+
+        Args:
+            pool_size: real images per class clustered (``representative_pool``; capped at the smallest class).
+            recluster_every: iterations between re-clusterings (``recluster_every``).
+            seed: the run's seed (the ``_rng.REPRESENTATIVE`` stream).
+        """
+        from .representative import RepresentativeBatches
+
+        self.representative = RepresentativeBatches(pool_size, recluster_every, self.n_real, seed, self.invalid,
+                                                    self.local_rows)
+
+    def local_class_images(self, i: int, positions: torch.Tensor) -> torch.Tensor:
+        """The images ``(P, C, H, W)`` float32 on ``device`` of a local class at some positions inside it.
+
+        Args:
+            i: the local class's index (in ``local_classes``' order).
+            positions: ``(P,)`` int64 positions inside the class.
+        """
+        return self.gather(positions.to(self.device) + self.offsets[self.local_rows[i]])
 
     @property
     def num_run(self) -> int:
@@ -86,10 +111,27 @@ class RealPool:
         u = torch.rand(self.invalid.shape, generator=g, device=self.device).masked_fill_(self.invalid, 2.0)
         return u.topk(self.n_real, dim=1, largest=False).indices
 
-    def class_batch(self, g: torch.Generator) -> torch.Tensor:
+    def class_batch(self, g: torch.Generator, t: int = 0, embed=None) -> torch.Tensor:
         """The step's real batch: ``(L * n_real, C, H, W)`` float32 on ``device``, class-major in local order,
-        drawn by :meth:`positions` for all run classes and sliced to the local ones."""
-        rows = self.positions(g) + self.offsets[:, None]
+        drawn by :meth:`positions` for all run classes and sliced to the local ones.
+
+        With representative batches (:meth:`use_representative`) the batch is each local class's representative
+        samples instead, re-clustered when due; the uniform positions are drawn all the same, so ``g``'s later
+        draws (DSA's) are those of a uniform run.
+
+        Args:
+            g: the iteration's DATA generator (on ``device``).
+            t: the iteration (representative batches: whether it re-clusters).
+            embed: representative batches: the matching network's ``embed``, ``(P, C, H, W)`` -> ``(P, D)``.
+        """
+        pos = self.positions(g)
+        if self.representative is not None:
+            sel = self.representative
+            if sel.due(t):
+                sel.recluster(t, embed, self.local_class_images)
+            rows = sel.positions.to(self.device) + self.offsets.index_select(0, self.local_rows)[:, None]
+            return self.gather(rows.flatten())
+        rows = pos + self.offsets[:, None]
         rows = (rows if self.all_local else rows.index_select(0, self.local_rows)).flatten()
         return self.gather(rows)
 

@@ -29,13 +29,17 @@ from .models import build_model, reinit_
 class ReferenceMatcher:
     """Mixin over :class:`~atom_plugin.matcher.Matcher`: replaces ``step`` with the official-structure iteration.
 
-    Raises (on construction): ConfigError for ``networks="pool"`` (the official loops draw a fresh network).
+    Raises (on construction): ConfigError for ``networks="pool"`` (the official loops draw a fresh network) and
+    for ``real_batch="representative"`` (they draw uniform batches).
     """
 
     def __init__(self, data, cfg, *args, **kwargs):
         if cfg.networks != "random":
             raise ConfigError("mode='reference' re-creates the official loops' fresh random network; use "
                               "networks='random' with it, or mode='fast' for the network pool")
+        if cfg.real_batch != "uniform":
+            raise ConfigError("mode='reference' re-creates the official loops' uniform real batches; use "
+                              "real_batch='uniform' with it, or mode='fast' for representative batches")
         super().__init__(data, cfg, *args, **kwargs)
 
     def step(self, t: int) -> torch.Tensor:  # noqa: C901 - deliberately plain

@@ -18,6 +18,7 @@ INIT = 2     # which real images initialise the synthetic set
 POOL = 3     # network pool: which network matches, re-drawn weights (networks="pool")
 POOL_DATA = 4  # network pool: the real batches its networks train on
 POOL_INIT = 5  # network pool: the initial weights of slot i (iteration field = i)
+REPRESENTATIVE = 6  # representative batches: the real pool clustered at a re-clustering iteration, k-means++ draws
 
 
 def derive_seed(seed: int, iteration: int, stream: int) -> int:

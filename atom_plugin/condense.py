@@ -64,7 +64,8 @@ def condense(
             re-derived), giving the images an uninterrupted run gives (bit-exact on CPU; up to float noise on
             CUDA, where some kernels accumulate in a nondeterministic order).
         log_every: iterations between host reads of the loss (callbacks' ``on_log``); default 1 on CPU, 50 on GPU.
-        init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``).
+        init_images: ``(len(classes) * ipc, C, H, W)`` float32 class-major starting images (overrides ``init``;
+            ``init="herding"`` computes them here, :func:`_start_images`, its cost in ``provenance["init"]``).
         compile: run the network and loss through ``torch.compile`` (faster for long runs; a one-time
             compilation of tens of seconds; results equal eager ones up to float rounding). None (default) =
             automatic, True/False = always/never: the rule (and that a failed compilation raises) is
@@ -104,6 +105,8 @@ def condense(
                     source_fingerprint=data.fingerprint())  # of the data as given (before any whitening)
     data = _whitened(data, cfg)
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    init_images, start = _start_images(data, cfg, local_classes, dev, seed, init_images,
+                                       resuming=resume and ckpt is not None and ckpt.exists())
     matcher = matcher_class(mode)(data, cfg, run_classes, local_classes, dev, seed, init_images, compile=compile,
                                   device_memory_budget_mb=device_memory_budget_mb)
     state = CondenseState(iteration=0, iterations=cfg.iterations, config=cfg, classes=local_classes)
@@ -136,7 +139,7 @@ def condense(
         cb.on_condense_end(state)
     return CondensedDataset(matcher.syn.detach().cpu().clone(), matcher.labels, data.classes, data.mean, data.std,
                             name=data.name, dsa_strategy=data.dsa_strategy, zca=data.zca, method=cfg.preset,
-                            config=cfg.to_dict(), provenance=_provenance(data, run_meta, matcher, state, mode),
+                            config=cfg.to_dict(), provenance=_provenance(data, run_meta, matcher, state, mode, start),
                             check_finite=False, factor=cfg.factor)
 
 
@@ -253,8 +256,10 @@ class _LossWindow:
         return str(self.last_good) if self.last_good else None
 
 
-def _provenance(data: ImageTensorDataset, run_meta: dict, matcher, state: CondenseState, mode: str) -> dict:
-    """The run's provenance dict (what :attr:`CondensedDataset.provenance` holds after :func:`condense`)."""
+def _provenance(data: ImageTensorDataset, run_meta: dict, matcher, state: CondenseState, mode: str,
+                start: dict | None = None) -> dict:
+    """The run's provenance dict (what :attr:`CondensedDataset.provenance` holds after :func:`condense`); with a
+    herding start (:func:`_start_images`' record) its cost as ``init``, outside ``seconds`` (the loop's)."""
     cfg = matcher.cfg
     return dict(
         dataset=data.name, source_fingerprint=run_meta["source_fingerprint"], seed=run_meta["seed"],
@@ -263,7 +268,35 @@ def _provenance(data: ImageTensorDataset, run_meta: dict, matcher, state: Conden
         real_pool="device" if matcher.real.on_device else "host (streamed)", seconds=round(state.elapsed, 3),
         resumed_from=state.start_iteration or None, final_loss=state.loss, loss_history=state.history[-200:],
         versions=library_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **({} if start is None else dict(init=start)),
     )
+
+
+def _start_images(data: ImageTensorDataset, cfg: ATOMConfig, classes: list[int], device: torch.device,
+                  seed: int, given: torch.Tensor | None, resuming: bool) -> tuple[torch.Tensor | None, dict | None]:
+    """The starting images: ``given`` (``init_images``) if any; else, for ``init="herding"`` (and not ``resuming``:
+    the checkpoint holds the images), :func:`atom_plugin.herding_subset` of ``ipc * f²`` images per class (its
+    feature network: the matching network's architecture, ``cfg``'s model options, trained 1 epoch seeded by
+    ``seed``, as the benchmarks' herding baseline with the default ConvNet-3), encoded into ``ipc`` stored images
+    per class (f = ``cfg.factor``; at f = 1 exactly the herding subset's images); else None (the matcher draws them).
+
+    Returns:
+        ``(images (len(classes) * ipc, C, H, W) float32 class-major in ``classes``' order or None, record or None)``;
+        the herding start's record (``method``, ``seconds`` of the selection including its feature network's
+        training, ``feature_network``) goes to the provenance's ``init``.
+    """
+    if given is not None or cfg.init != "herding" or resuming:
+        return given, None
+    from .baselines import herding_subset
+    from .multiformation import encode
+
+    t0 = time.perf_counter()
+    f = cfg.factor
+    sub = herding_subset(data, cfg.ipc * f * f, seed=seed, classes=classes, feature_config=cfg, device=device)
+    order = torch.cat([(sub.labels == k).nonzero().flatten() for k in classes])  # class-major in ``classes``' order
+    images = encode(sub.images[order], f)
+    return images, dict(method="herding", seconds=round(time.perf_counter() - t0, 3),
+                        feature_network=sub.provenance["feature_network"])
 
 
 def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None = None, *,

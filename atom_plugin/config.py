@@ -41,7 +41,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 ATOM_BY_IPC: tuple[tuple[int | None, int, str, float], ...] = (
     (1, 2, "random", 0.3), (10, 2, "random", 1.0), (None, 1, "random", 1.0))
 NETWORKS = ("random", "pool")  #: the choices of ``networks``
-INITS = ("real", "noise")  #: the choices of ``init``
+INITS = ("real", "noise", "herding")  #: the choices of ``init``
+REAL_BATCHES = ("uniform", "representative")  #: the choices of ``real_batch``
 
 _LOSS_FIELDS = ("w_spatial", "w_channel", "w_embed", "power", "layers")
 # A preset may also choose the matching network's normalisation (DataDAM's code condenses with BatchNorm).
@@ -84,7 +85,9 @@ class ATOMConfig:
       al., CVPRW 2024, Sec. 3) and DM's embedding MMD (Zhao & Bilen, WACV 2023); :mod:`atom_plugin.loss`.
     * condensation: SGD on the pixels as DM/DataDAM (lr 1, momentum 0.5, 64 real images per class); ``factor`` is
       IDC's multi-formation (Kim et al., ICML 2022, Sec. 3; :mod:`atom_plugin.multiformation`), with ``ipc``
-      counting *stored* images (the storage budget).
+      counting *stored* images (the storage budget); ``real_batch="representative"`` is DREAM's representative
+      matching (Liu et al., ICCV 2023; :mod:`atom_plugin.representative`); ``init="herding"`` starts from
+      :func:`atom_plugin.herding_subset` (its feature network's cost is recorded in the provenance's ``init``).
     * matching networks: IDM's network pool and class-aware term (Zhao et al., CVPR 2023, Sec. 3.3-3.4).
     * network: the randomly re-drawn *matching* network (evaluation trains its own).
     * augmentation: Siamese DSA (Zhao & Bilen, ICML 2021) and ZCA whitening (the CIFAR recipe of KIP/DataDAM).
@@ -102,7 +105,14 @@ class ATOMConfig:
     lr_images: float | None = _f(None, "condensation", "learning rate of the images' SGD (default: the preset's; "
                                  "atom: 0.3 at IPC 1, else 1)", "LR")
     momentum: float = _f(0.5, "condensation", "momentum of the images' SGD", "M")
-    init: str = _f("real", "condensation", "start from real images of the class or from noise", choices=INITS)
+    init: str = _f("real", "condensation", "start from random real images of the class, noise, or the herding "
+                   "coreset", choices=INITS)
+    real_batch: str = _f("uniform", "condensation", "real batch per class: drawn uniformly, or the samples nearest "
+                         "the k-means centres of a real pool's features (DREAM)", choices=REAL_BATCHES)
+    representative_pool: int = _f(256, "condensation", "with representative batches: real images per class "
+                                  "clustered", "N")
+    recluster_every: int = _f(10, "condensation", "with representative batches: iterations between "
+                              "re-clusterings", "N")
     factor: int | None = _f(None, "condensation", "multi-formation factor: each stored image holds FxF tiles, "
                             "decoded to F^2 training samples (default: the preset's; atom: 2 up to IPC 10, else 1)",
                             "F")
@@ -177,6 +187,14 @@ class ATOMConfig:
         if self.lr_images <= 0 or not (0 <= self.momentum < 1):
             raise ConfigError(f"need lr_images > 0 and 0 <= momentum < 1, got {self.lr_images}, {self.momentum}")
         check_choice(self.init, "init", INITS)
+        check_choice(self.real_batch, "real_batch", REAL_BATCHES)
+        for name in ("representative_pool", "recluster_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {v!r}")
+        if self.real_batch == "representative" and self.representative_pool < self.batch_real:
+            raise ConfigError(f"representative_pool ({self.representative_pool}) must be >= batch_real "
+                              f"({self.batch_real}): the batch is one sample per cluster of the pool")
         if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
             raise ConfigError(f"factor must be a whole number >= 1, got {self.factor!r}")
         check_choice(self.networks, "networks", NETWORKS)
@@ -249,10 +267,11 @@ def _field_list(cls: type) -> str:
 ATOMConfig.__doc__ = (ATOMConfig.__doc__ or "") + _field_list(ATOMConfig)
 
 
-#: Fields added after format version 1, with the values every version-1 file and checkpoint implicitly used
-#: (factor 1, random networks; the pool settings were unused, so their defaults).
+#: Fields added after format version 1, with the values every older file and checkpoint implicitly used
+#: (factor 1, random networks; the pool settings were unused, so their defaults; uniform real batches).
 LEGACY_CONFIG: dict[str, Any] = dict(
-    {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"},
+    {f.name: f.default for f in dataclasses.fields(ATOMConfig) if f.name.startswith("pool_") or f.name == "ce_weight"
+     or f.name in ("real_batch", "representative_pool", "recluster_every")},
     factor=1, networks="random")
 
 

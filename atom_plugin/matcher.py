@@ -61,6 +61,8 @@ class Matcher:
         self.hw = tuple(data.image_shape[1:])
         self.factor = check_factor(cfg.factor, self.hw)
         self.real = RealPool(data, run_classes, local_classes, cfg.batch_real, device, device_memory_budget_mb)
+        if cfg.real_batch == "representative":
+            self.real.use_representative(cfg.representative_pool, cfg.recluster_every, seed)
         self.num_local = len(local_classes)
         rows = self.real.local_rows
         self.group_syn = rows.repeat_interleave(cfg.ipc * self.factor ** 2)  # decoded samples, class-major
@@ -88,7 +90,9 @@ class Matcher:
                 raise ConfigError(f"init_images must have shape {(L * ipc, *shape)}, got {tuple(init_images.shape)}")
             return init_images.detach().clone().float()
         g = _rng.generator(self.seed, 0, _rng.INIT, "cpu")
-        if self.cfg.init == "real":  # a class smaller than ipc * f² reuses images
+        # "herding" comes as init_images from condense; a resumed run (its checkpoint overwrites them) or
+        # build_matcher starts from random real images instead. A class smaller than ipc * f² reuses images.
+        if self.cfg.init != "noise":
             return encode(self.real.initial_images(ipc * f * f, g), f)
         noise = torch.randn(self.real.num_run, ipc, *shape, generator=g)
         return noise[self.real.local_rows.cpu()].reshape(L * ipc, *shape)
@@ -136,7 +140,7 @@ class Matcher:
             acc = self.pool_nets.load_into(self.net, t)
             ce_scale = acc * self.cfg.ce_weight if self.cfg.ce_weight > 0 else None
         g = _rng.reseed(self.g_data, self.seed, t, _rng.DATA)
-        real = self.real.class_batch(g)  # (L * n_real, C, H, W), class-major
+        real = self.real.class_batch(g, t, self.net.embed)  # (L * n_real, C, H, W), class-major
         syn = self.decoded()
         if self.ops:  # one call on [real; synthetic]: the same op and parameters per class on both sides
             draw = sample_params(self.ops, self.real.num_run, self.hw, g)
@@ -163,6 +167,8 @@ class Matcher:
             out["momentum_buffer"] = buf
         if self.pool_nets is not None:
             out.update(self.pool_nets.state_tensors())
+        if self.real.representative is not None:  # the selected samples: a resumed run matches the same ones
+            out.update(self.real.representative.state_tensors())
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -172,6 +178,8 @@ class Matcher:
             self.optimizer.state[self.syn]["momentum_buffer"] = tensors["momentum_buffer"].to(self.device).clone()
         if self.pool_nets is not None:
             self.pool_nets.load_state_tensors(tensors)
+        if self.real.representative is not None:
+            self.real.representative.load_state_tensors(tensors)
 
 
 def matcher_class(mode: str = "fast") -> type:

@@ -16,7 +16,7 @@ import argparse
 
 from _common import ResultsFile, Timer, add_budget_args, add_out_arg, fashion_mnist, log, set_threads
 
-from atom_plugin import ATOMConfig, condense, evaluate, random_subset
+from atom_plugin import ATOMConfig, condense, evaluate, herding_subset, random_subset
 from atom_plugin import device_name, resolve_device
 from atom_plugin.config import PUBLISHED_DEFAULTS
 from atom_plugin.data import VAL_SIZE
@@ -93,8 +93,32 @@ ROUNDS = {
         "s10c10-p4-f2-lr0.1": dict(ATOM, factor=2, networks="random", lr_images=0.1),
         "s10c10-p4-f2-m0.9": dict(ATOM, factor=2, networks="random", momentum=0.9),
     },
+    # Round 9 (quality issue 25): what limits a short run rather than the loss -- representative real batches (DREAM,
+    # Liu et al. ICCV 2023: the samples nearest the k-means centres of 256 real images' features, re-clustered every
+    # 10 iterations) at IPC 1 (with its default lr 0.3) and IPC 10 (lr 1, and lr 0.3); at IPC 50 the default
+    # (factor 1), dm, the herding start (the herding baseline's own images at factor 1) and lr 0.3. The herding
+    # baseline is a selection entry of this round (--herding-epochs).
+    9: {
+        "s10c10-p4-f2-rep": dict(ATOM, factor=2, networks="random", real_batch="representative"),
+        "s10c10-p4-f2-lr0.3-rep": dict(ATOM, factor=2, networks="random", lr_images=0.3, real_batch="representative"),
+        "s10c10-p4-f1": dict(ATOM, factor=1, networks="random"),
+        "dm": dict(DM, factor=1, networks="random"),
+        "s10c10-p4-f1-herd": dict(ATOM, factor=1, networks="random", init="herding"),
+        "s10c10-p4-f1-lr0.3": dict(ATOM, factor=1, networks="random", lr_images=0.3),
+        "s10c10-p4-f1-herd-lr0.3": dict(ATOM, factor=1, networks="random", init="herding", lr_images=0.3),
+    },
 }
-KEY = ("setting", "ipc", "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
+#: The rounds whose baselines include the tiled random set (factor 2) and the herding coreset.
+TILED_FROM, HERDING_FROM = 4, 9
+KEY = ("setting", "ipc", "real_batch", "init", "iterations", "batch_real", "eval_epochs", "num_models", "seed",
+       "device")
+#: What a condensed record written before the levers were recorded used (ATOMConfig's defaults).
+LEVER_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("real_batch", "init")}
+
+
+def legacy(r: dict) -> dict:
+    """The fields older records lack: a condensed record (iterations > 0) used uniform batches from real images."""
+    return dict(LEVER_DEFAULTS) if r.get("iterations") else {}
 
 
 def main() -> None:
@@ -103,28 +127,37 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="run only these setting names")
     ap.add_argument("--ipc", type=int, default=10)
     add_budget_args(ap, iterations=8000, eval_epochs=300, num_models=3)
+    ap.add_argument("--herding-epochs", type=int, default=1, help="epochs of the herding baseline's feature "
+                    "network (round 9 on; 1 = the herding start's)")
     ap.add_argument("--val-size", type=int, default=VAL_SIZE, help=f"validation images held out ({VAL_SIZE}; smaller "
                     "only for smoke runs on tiny data)")
     add_out_arg(ap, "ablation_fmnist.json")
     args = ap.parse_args()
     set_threads()
     dev = resolve_device(args.device)
-    results = ResultsFile(args.out, KEY)
+    results = ResultsFile(args.out, KEY, legacy)
     train, val = fashion_mnist(args.data_root, validation=True, val_size=args.val_size)
     settings = dict(ROUNDS[args.round])
     settings["random"] = None
-    if args.round >= 4:
+    if args.round >= TILED_FROM:
         settings["tiled-random"] = None
+    if args.round >= HERDING_FROM:
+        settings["herding"] = None
     for name, loss in settings.items():
         if args.only and name not in args.only:
             continue
-        if results.done(dict(setting=name, ipc=args.ipc, iterations=args.iterations if loss else 0,
+        levers = {k: v for k, v in dict(LEVER_DEFAULTS, **(loss or {})).items() if k in LEVER_DEFAULTS and loss}
+        if results.done(dict(setting=name, ipc=args.ipc, **levers, iterations=args.iterations if loss else 0,
                              batch_real=args.batch_real if loss else 0, eval_epochs=args.eval_epochs,
                              num_models=args.num_models, seed=args.seed, device=device_name(dev))):
             log(f"skip {name}: already measured")
             continue
         with Timer() as tc:
-            if loss is None:  # the random-subset baselines (plain, or tiled at factor 2)
+            if name == "herding":  # the herding coreset (ConvNet-3 trained --herding-epochs epochs)
+                syn = herding_subset(train, args.ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
+                fields = dict(method="herding", iterations=0, batch_real=0, factor=1, networks=None,
+                              herding_epochs=args.herding_epochs)
+            elif loss is None:  # the random-subset baselines (plain, or tiled at factor 2)
                 factor = 2 if name == "tiled-random" else 1
                 syn = random_subset(train, args.ipc, seed=args.seed, factor=factor)
                 fields = dict(method=syn.method, iterations=0, batch_real=0, factor=factor, networks=None)
@@ -136,8 +169,10 @@ def main() -> None:
                 kind = "dm" if loss["w_spatial"] == loss["w_channel"] == 0 else \
                     "datadam" if loss["w_channel"] == 0 else "atom"
                 fields = dict(method=kind, iterations=args.iterations, batch_real=args.batch_real,
-                              **{k: (list(v) if k == "layers" else v) for k, v in loss.items()},
-                              final_loss=syn.provenance["final_loss"])
+                              **dict(levers, **{k: (list(v) if k == "layers" else v) for k, v in loss.items()}),
+                              final_loss=syn.provenance["final_loss"],
+                              **({"init_seconds": syn.provenance["init"]["seconds"]} if "init" in syn.provenance
+                                 else {}))
         res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
                        compile=args.compile)
         rec = results.append(dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,

@@ -22,15 +22,17 @@ from pathlib import Path
 from _common import ResultsFile, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resume_key, set_threads
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
-from atom_plugin.config import NETWORKS, PUBLISHED_DEFAULTS, preset_defaults
+from atom_plugin.config import INITS, NETWORKS, PUBLISHED_DEFAULTS, REAL_BATCHES, preset_defaults
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 
 METHODS = ("atom", "dm", "random", "tiled-random", "datadam", "herding")
 PROTOCOL = dict(iterations=8000, eval_epochs=1000, num_models=5)  # the published budget: DataDAM's table, DM's eval
 CONDENSED = ("atom", "dm", "datadam")
-KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "lr_images", "model", "iterations",
-       "batch_real", "eval_epochs", "num_models", "seed", "device")
+KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "lr_images", "real_batch", "init", "model",
+       "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
+#: The real batch and start of a condensed set unless --real-batch / --init say otherwise (ATOMConfig's defaults).
+LEVER_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("real_batch", "init")}
 _POOL_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("pool_steps", "pool_batch")}
 
 
@@ -52,6 +54,20 @@ def pool_fields(networks: str | None, args) -> dict:
                 pool_batch=args.pool_batch or _POOL_DEFAULTS["pool_batch"])
 
 
+def lever_fields(method: str, args) -> dict:
+    """``real_batch`` / ``init`` of a condensed set (--real-batch / --init, else ATOMConfig's); {} for a selection."""
+    if method not in CONDENSED:
+        return {}
+    return dict(real_batch=args.real_batch or LEVER_DEFAULTS["real_batch"], init=args.init or LEVER_DEFAULTS["init"])
+
+
+def lever_tag(levers: dict) -> str:
+    """The cache-name part of non-default levers (``-representative``, ``-herding``): "" for the defaults, so older
+    caches stay valid."""
+    return "".join(f"-{levers[f]}" for f in ("real_batch", "init")
+                   if levers.get(f, LEVER_DEFAULTS[f]) != LEVER_DEFAULTS[f])
+
+
 def lr_of(method: str, ipc: int, args) -> float | None:
     """The images' learning rate of a condensed set (--lr-images, else the preset's per-IPC choice); None for a
     selection."""
@@ -61,11 +77,12 @@ def lr_of(method: str, ipc: int, args) -> float | None:
 def legacy(r: dict) -> dict:
     """The fields older records lack: records written before factors existed are factor 1 with random networks,
     pool records written before the pool settings were recorded used ATOMConfig's defaults, and condensed records
-    written before the images' learning rate was recorded used DM's lr 1."""
+    written before the images' learning rate was recorded used DM's lr 1, and before the real batch and start were
+    recorded uniform batches from random real images."""
     condensed = r.get("method") in CONDENSED
     return dict(factor=1, networks="random" if condensed else None,
                 lr_images=PUBLISHED_DEFAULTS.lr_images if condensed else None,
-                **(_POOL_DEFAULTS if r.get("networks") == "pool" else {}))
+                **(_POOL_DEFAULTS if r.get("networks") == "pool" else {}), **(LEVER_DEFAULTS if condensed else {}))
 
 
 def key_of(r: dict) -> tuple:
@@ -79,8 +96,9 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
     factor, networks = parametrisation(method, ipc, args)
     pool = pool_fields(networks, args) if condensed else {}
     lr = lr_of(method, ipc, args)
+    levers = lever_fields(method, args)
     extra = ("" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}") + \
-        ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}")  # non-default settings only
+        ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}") + lever_tag(levers)  # non-defaults only
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
 
@@ -90,7 +108,7 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
         if method == "herding":
             return herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
         cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                         factor=factor, networks=networks, lr_images=lr, **pool)
+                         factor=factor, networks=networks, lr_images=lr, **pool, **levers)
         return condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
 
     return cached_set(cache / f"{tag}.safetensors", make, dev)
@@ -111,6 +129,9 @@ def main() -> None:
                     "(default: ATOMConfig's)")
     ap.add_argument("--lr-images", type=float, default=None, help="learning rate of the condensed images' SGD "
                     "(default: the preset's per IPC)")
+    ap.add_argument("--real-batch", choices=REAL_BATCHES, default=None, help="condensed sets' real batch "
+                    "(default: ATOMConfig's, uniform)")
+    ap.add_argument("--init", choices=INITS, default=None, help="condensed sets' start (default: ATOMConfig's, real)")
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     add_out_arg(ap, "fashion_mnist.json")
     args = ap.parse_args()
@@ -125,9 +146,10 @@ def main() -> None:
             condensed = method in CONDENSED
             factor, networks = parametrisation(method, ipc, args)
             pool = pool_fields(networks, args) if condensed else {}
+            levers = lever_fields(method, args)
             for model in args.models:
                 lr = {"lr_images": lr_of(method, ipc, args)} if condensed else {}
-                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr, model=model,
+                rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr, **levers, model=model,
                            iterations=args.iterations if condensed else 0,
                            batch_real=args.batch_real if condensed else 0, eval_epochs=args.eval_epochs,
                            num_models=args.num_models, seed=args.seed, device=device_name(dev))
@@ -140,6 +162,7 @@ def main() -> None:
                 extra = dict(config=syn.config) if syn.config else dict(selection=syn.provenance.get("feature_network"))
                 rec = results.append(dict(benchmark="protocol", dataset="fashion-mnist", split="test",
                                           method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr,
+                                          **levers,
                                           decoded_per_class=syn.decoded_per_class, seed=args.seed,
                                           iterations=rec["iterations"], batch_real=rec["batch_real"],
                                           condense_seconds=round(seconds, 1), **res.to_record(), **extra), dev)

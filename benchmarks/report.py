@@ -80,7 +80,7 @@ def protocol_table() -> str:
                              -r["factor"], r["networks"] or ""))
     for r in recs:
         r["acc"] = _fmt_acc(r)
-        r["nets"] = _networks_label(r)
+        r["nets"] = _networks_label(r) + (f", {_levers(r)}" if _levers(r) else "")
         r["lr"] = "—" if _lr(r) is None else f"{_lr(r):g}"
         r["budget"] = (f"{r['iterations']} it, {r['batch_real']} real/class; " if r["iterations"] else "") + \
             f"{r['num_models']} × {r['eval_epochs']} ep"
@@ -103,13 +103,15 @@ def _ipc_figure(recs: list[dict]) -> str:
     series: dict[str, list[dict]] = {}
     for r in recs:
         lr = _lr(r)
-        if r["method"] == "atom" and (r["factor"], r["networks"], lr) == preset_defaults("atom", r["ipc"]):
+        if r["method"] == "atom" and (r["factor"], r["networks"], lr) == preset_defaults("atom", r["ipc"]) \
+                and not _levers(r):
             name = "atom default (per-IPC table)"
         elif r["networks"] is None and r["factor"] == 1:
             name = r["method"]
         else:
             name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
-                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'})"
+                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'}" \
+                f"{', ' + _levers(r) if _levers(r) else ''})"
         series.setdefault(name, []).append(r)
 
     def draw(plt, path: Path) -> None:
@@ -148,7 +150,7 @@ def _targets(recs: list[dict]) -> str:
     for ipc, target in TARGETS.items():
         want = preset_defaults("atom", ipc)
         default = [r for r in recs if r["method"] == "atom" and r["model"] == "convnet" and r["ipc"] == ipc
-                   and (r["factor"], r["networks"], _lr(r)) == want]
+                   and (r["factor"], r["networks"], _lr(r)) == want and not _levers(r)]
         if not default:
             lines.append(f"- IPC {ipc}: the default (factor {want.factor}, {want.networks} networks, image lr "
                          f"{want.lr_images:g}) not measured")
@@ -210,7 +212,7 @@ def ablation_table() -> str:
         return "_no results yet: run benchmarks/ablation.py_"
     recs.sort(key=lambda r: (r.get("round", 0), r["ipc"], r["iterations"] or 10**9, -r["accuracy_mean"]))  # random last
     for r in recs:
-        selection = r["method"] in ("random", "tiled-random")
+        selection = r["method"] in ("random", "tiled-random", "herding")
         r["factor"], r["networks"] = _parametrisation(r)
         r["acc"] = _fmt_acc(r)
         r["loss"] = "—" if selection else \
@@ -221,10 +223,10 @@ def ablation_table() -> str:
     for r in recs:  # vs the dm control of the same budget and matching-network norm
         budget = ("ipc", "iterations", "batch_real", "num_models", "eval_epochs", "device", "norm")
         plain = dict(factor=1, networks="random")  # today's dm: the control of every setting
-        dm = None if r["method"] in ("random", "tiled-random") or (r["method"] == "dm" and r["factor"] == 1 and
-                                                                   r["networks"] == "random") else \
+        dm = None if r["method"] in ("random", "tiled-random", "herding") or \
+            (r["method"] == "dm" and r["factor"] == 1 and r["networks"] == "random") else \
             _control(recs, r, "dm", budget, w_embed=1, **plain)
-        if r["method"] in ("random", "tiled-random"):
+        if r["method"] in ("random", "tiled-random", "herding"):
             dm = _control(recs, r, "dm", ("ipc", "num_models", "eval_epochs", "device", "seed"), **plain)
         r["vs_dm"] = _paired_delta(r, dm) if dm else ""
     table = records_table(recs, [("round", "round"), ("IPC", "ipc"), ("setting", "setting"), ("factor", "factor"),
@@ -250,6 +252,8 @@ def speed_table() -> str:
     latest: dict = {}
     for r in recs:  # the newest record per (device, ipc, factor, networks, mode)
         r["factor"], r["networks"] = int(r.get("factor") or 1), r.get("networks") or "random"
+        if _levers(r):  # a row of its own (issue 25's representative batches)
+            r["networks"] += f", {_levers(r)}"
         latest[(r["device"], r["ipc"], r["factor"], r["networks"], r["mode"])] = r
     rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["factor"], r["networks"], r["mode"]))
     for r in rows:
@@ -689,7 +693,7 @@ def _headline_cell(recs: list[dict], method: str, ipc: int, budget: tuple) -> di
             continue
         if method in CONDENSED:
             want = preset_defaults("atom", ipc) if method == "atom" else PUBLISHED_DEFAULTS
-            if r["iterations"] == its and (*_parametrisation(r), _lr(r)) == tuple(want):
+            if r["iterations"] == its and (*_parametrisation(r), _lr(r)) == tuple(want) and not _levers(r):
                 return r
         elif _parametrisation(r)[0] == 1:
             return r
@@ -970,13 +974,161 @@ def avalanche_recommended_section(memory: int = 100) -> str:
             f"{cond} s of condensation within {total} s in all ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
 
 
+# -- the budget curve (quality issue 25): the default and dm as the condensation budget grows -----------------------
+
+#: The budget curve's points (test split): IPC -> condensation iterations; each point at the CPU evaluation budget.
+BUDGET_CURVE = {1: (200, 1000, 2000), 10: (200, 1000)}
+BUDGET_CURVE_EVAL = (3, 300)  # (networks, epochs) of every point's evaluation
+
+
+def _levers(r: dict) -> str:
+    """A record's non-default real batch and start (``"representative batches, herding start"``), "" for the
+    defaults (uniform batches from random real images; older records)."""
+    parts = [] if r.get("real_batch", "uniform") == "uniform" else [f"{r['real_batch']} batches"]
+    return ", ".join(parts + ([] if r.get("init", "real") == "real" else [f"{r['init']} start"]))
+
+
+def _curve_points(recs: list[dict], ipc: int) -> dict[str, dict[int, dict]]:
+    """``{"default": {iterations: record}, "dm": {...}, "herding": {0: record}}`` at ``ipc``: ConvNet-3 test records
+    at :data:`BUDGET_CURVE_EVAL` of the ``atom`` default (its per-IPC factor, networks and lr), today's ``dm`` (factor
+    1, random networks, lr 1) -- both with uniform real batches from random real images -- and the herding coreset
+    (the flat line). The first record of each point wins."""
+    out: dict[str, dict[int, dict]] = {"default": {}, "dm": {}, "herding": {}}
+    for r in recs:
+        if (r.get("split") != "test" or r.get("model") != "convnet" or r["ipc"] != ipc
+                or (r["num_models"], r["eval_epochs"]) != BUDGET_CURVE_EVAL or _levers(r)):
+            continue
+        params = (*_parametrisation(r), _lr(r))
+        if r["method"] == "atom" and params == tuple(preset_defaults("atom", ipc)):
+            out["default"].setdefault(r["iterations"], r)
+        elif r["method"] == "dm" and params == tuple(PUBLISHED_DEFAULTS):
+            out["dm"].setdefault(r["iterations"], r)
+        elif r["method"] == "herding":
+            out["herding"].setdefault(0, r)
+    return out
+
+
+def _budget_trend(points: dict[str, dict[int, dict]]) -> str:
+    """``"grows"`` / ``"shrinks"`` / ``"holds"``: the paired gain of the default over dm at the largest measured budget
+    against the smallest (beyond the two paired stds combined: else it holds); "" with fewer than two paired points."""
+    gains = {it: _paired(a, points["dm"][it]) for it, a in points["default"].items() if it in points["dm"]}
+    gains = {it: g for it, g in gains.items() if g is not None}
+    if len(gains) < 2:
+        return ""
+    (lo, (m0, s0)), (hi, (m1, s1)) = min(gains.items()), max(gains.items())
+    margin = (s0 ** 2 + s1 ** 2) ** 0.5
+    word = "grows" if m1 - m0 > margin else "shrinks" if m0 - m1 > margin else "holds"
+    return f"the gain over dm {word} from {m0:+.2f} ({lo} it) to {m1:+.2f} ({hi} it)"
+
+
+def budget_curve_section() -> str:
+    """The budget curve: a table (IPC, iterations, the default, dm, default − dm paired by evaluation seed, herding)
+    and docs/figures/fashion_mnist_budget.png; a placeholder line when no record of the curve exists."""
+    recs = read_records(RESULTS / "fashion_mnist.json")
+    curves = {ipc: _curve_points(recs, ipc) for ipc in BUDGET_CURVE}
+    if not any(c["default"] or c["dm"] for c in curves.values()):
+        return "_no budget-curve records yet: run the commands under [budget curve](benchmarks.md#budget-curve)_"
+    rows, used, trends = [], [], []
+    for ipc, its in BUDGET_CURVE.items():
+        c = curves[ipc]
+        herd = c["herding"].get(0)
+        for it in its:
+            a, b = c["default"].get(it), c["dm"].get(it)
+            used += [r for r in (a, b) if r is not None]
+            rows.append([str(ipc), str(it), _fmt_acc(a) if a else "—", _fmt_acc(b) if b else "—",
+                         _paired_delta(a, b) if a and b else "—", _fmt_acc(herd) if herd else "—"])
+        used += [herd] if herd else []
+        trend = _budget_trend(c)
+        trends.append(f"- IPC {ipc}: " + (trend or "fewer than two budgets measured with both methods"))
+    table = markdown_table(["IPC", "iterations", "default, test acc. %", "dm, test acc. %", "default − dm, paired",
+                            "herding (flat)"], rows)
+
+    def draw(plt, path: Path):
+        fig, axes = plt.subplots(1, len(BUDGET_CURVE), figsize=(6.4 * len(BUDGET_CURVE) / 1.5, 3.8), dpi=110)
+        for ax, (ipc, its) in zip(axes, BUDGET_CURVE.items()):
+            c = curves[ipc]
+            for name, label in (("default", "atom default"), ("dm", "dm")):
+                pts = sorted(c[name].items())
+                if pts:
+                    ax.errorbar([it for it, _ in pts], [r["accuracy_mean"] for _, r in pts],
+                                yerr=[r["accuracy_std"] for _, r in pts], marker="o", capsize=3, label=label)
+            if c["herding"]:
+                ax.axhline(c["herding"][0]["accuracy_mean"], color="grey", linestyle="--", label="herding")
+            ax.set_xscale("log")
+            ax.set_xticks(list(its), labels=[str(i) for i in its])
+            ax.set_xlabel("condensation iterations")
+            ax.set_ylabel("test accuracy, %")
+            ax.set_title(f"IPC {ipc}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"Fashion-MNIST, ConvNet-3 ({BUDGET_CURVE_EVAL[0]} × {BUDGET_CURVE_EVAL[1]} ep)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    figure = _figure("fashion_mnist_budget.png", "test accuracy against condensation iterations", draw)
+    return "\n\n".join(p for p in (table, figure, "\n".join(trends), provenance(used)) if p)
+
+
+# -- the quality levers (issue 25): what each gave, paired by evaluation seed, on the validation split -------------
+
+#: (lever, setting, its control) of ablation rounds 5, 8 and 9 (docs/ablation.md): each a paired difference at every
+#: IPC where both were measured alike. The last two rows are IPC 50's bar: the condensed sets against the herding
+#: coreset (the herding start's own images at factor 1, so its row is the gain over the start).
+LEVER_PAIRS = (
+    ("representative batches", "s10c10-p4-f2-rep", "s10c10-p4-f2"),
+    ("representative batches, at lr 0.3", "s10c10-p4-f2-lr0.3-rep", "s10c10-p4-f2-lr0.3"),
+    ("images' lr 0.3 (factor 2)", "s10c10-p4-f2-lr0.3", "s10c10-p4-f2"),
+    ("default (factor 1) − dm", "s10c10-p4-f1", "dm"),
+    ("herding start", "s10c10-p4-f1-herd", "s10c10-p4-f1"),
+    ("images' lr 0.3 (factor 1)", "s10c10-p4-f1-lr0.3", "s10c10-p4-f1"),
+    ("herding start and lr 0.3", "s10c10-p4-f1-herd-lr0.3", "s10c10-p4-f1"),
+    ("herding start − the herding coreset (the gain over the start)", "s10c10-p4-f1-herd", "herding"),
+    ("default (factor 1) − the herding coreset", "s10c10-p4-f1", "herding"),
+)
+
+
+def _setting(recs: list[dict], setting: str, like: dict) -> dict | None:
+    """The first ablation record of ``setting`` evaluated as ``like`` (IPC, device, networks × epochs, seed) and, both
+    being condensed, at the same iterations and real batch size."""
+    same = ("ipc", "device", "num_models", "eval_epochs", "seed")
+    return next((r for r in recs if r["setting"] == setting and all(r.get(k) == like.get(k) for k in same)
+                 and (not (r["iterations"] and like["iterations"])
+                      or (r["iterations"], r["batch_real"]) == (like["iterations"], like["batch_real"]))), None)
+
+
+def quality_levers_section() -> str:
+    """One row per (IPC, lever of :data:`LEVER_PAIRS`) measured with its control: the paired difference on the
+    validation split and whether it wins (its mean above twice its paired std, the README's rule); a placeholder
+    line before any is measured."""
+    recs = read_records(RESULTS / "ablation_fmnist.json")
+    rows, used = [], []
+    for ipc in sorted({r["ipc"] for r in recs}):
+        for lever, setting, control in LEVER_PAIRS:
+            for a in (r for r in recs if r["setting"] == setting and r["ipc"] == ipc):
+                b = _setting(recs, control, a)
+                d = _paired(a, b) if b else None
+                if d is None:
+                    continue
+                used += [a, b]
+                rows.append([str(ipc), lever, f"`{setting}` − `{control}`", f"{d[0]:+.2f} ± {d[1]:.2f}",
+                             "**yes**" if d[0] > 2 * d[1] else "no"])
+                break
+    if not rows:
+        return "_no lever measured yet: run ablation round 9 (the commands under " \
+            "[round 9](#round-9-the-quality-levers))_"
+    table = markdown_table(["IPC", "lever", "settings", "paired Δ, val. acc. points", "wins (Δ > 2 std)"], rows)
+    return table + "\n\n" + provenance(used)
+
+
 # -- filling the documents -------------------------------------------------------------------------------------------
 
 SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line,
             "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
-            "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line}
+            "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line,
+            "budget_curve": budget_curve_section, "quality_levers": quality_levers_section}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 

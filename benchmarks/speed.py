@@ -12,6 +12,9 @@ device kernel time and kernel count per step). ``--full-run N`` also times a who
 per IPC (fast mode; through torch.compile with --compile). The resolved device is printed first and recorded.
 
     python benchmarks/speed.py --data-root /usr/share/datasets/fashion-mnist --ipc 1 10 50 --iters 20 --warmup 3
+
+``--real-batch uniform representative`` times representative batches too (reference mode: uniform only); a block of
+a multiple of ``recluster_every`` (10) iterations holds its share of re-clusterings, as a run does.
     python benchmarks/speed.py --device cuda --ipc 1 10 50 --iters 300 --warmup 30 --blocks 3 \\
         --modes fast fast+compile reference --profile 5 --full-run 8000 --compile
 """
@@ -28,7 +31,7 @@ import torch
 from _common import ResultsFile, Timer, add_common_args, add_out_arg, fashion_mnist, log, set_threads
 
 from atom_plugin import ATOMConfig, condense, device_name, resolve_device
-from atom_plugin.config import NETWORKS
+from atom_plugin.config import NETWORKS, REAL_BATCHES
 from atom_plugin.matcher import build_matcher
 from atom_plugin.runner import one_line, run_script
 
@@ -151,6 +154,8 @@ def main() -> None:
     ap.add_argument("--factor", type=int, nargs="+", default=[1], help="multi-formation factors to time (default 1)")
     ap.add_argument("--networks", nargs="+", default=["random"], choices=NETWORKS,
                     help="matching networks to time (default random; reference mode times random only)")
+    ap.add_argument("--real-batch", nargs="+", default=["uniform"], choices=REAL_BATCHES,
+                    help="real batches to time (default uniform; reference mode times uniform only)")
     ap.add_argument("--width", type=int, default=None, help="matching network width (default: the preset's)")
     ap.add_argument("--batch-real", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20, help="iterations per timed block")
@@ -167,18 +172,18 @@ def main() -> None:
     results = ResultsFile(args.out)
     train, _ = fashion_mnist(args.data_root, validation=False)
     width = {} if args.width is None else dict(width=args.width)
-    for ipc, factor, networks in itertools.product(args.ipc, args.factor, args.networks):
+    for ipc, factor, networks, real_batch in itertools.product(args.ipc, args.factor, args.networks, args.real_batch):
         cfg = ATOMConfig(preset=args.preset, ipc=ipc, batch_real=args.batch_real, factor=factor, networks=networks,
-                         **width)
+                         real_batch=real_batch, **width)
         same = dict(dataset="fashion-mnist", method=args.preset, ipc=ipc, factor=factor, networks=networks,
-                    width=cfg.width)
+                    width=cfg.width, real_batch=real_batch)
         for mode in args.modes:
-            if mode == "reference" and networks != "random":
+            if mode == "reference" and (networks != "random" or real_batch != "uniform"):
                 continue
             fields, prof = measure(train, cfg, mode, dev, warmup=args.warmup, iters=args.iters, blocks=args.blocks,
                                    profile=args.profile)
             rec = results.append(dict(benchmark="speed", **same, **fields), dev)
-            log(f"ipc {ipc:>2} f{factor} {networks:>6} {mode:>13}: {rec['ms_per_iter']:.2f} ms/iter "
+            log(f"ipc {ipc:>2} f{factor} {networks:>6} {real_batch:>14} {mode:>13}: {rec['ms_per_iter']:.2f} ms/iter "
                 f"({rec['iters_per_s']:.1f} it/s; blocks {rec['ms_per_iter_min']:.2f}-{rec['ms_per_iter_max']:.2f}), "
                 f"setup {rec['setup_seconds']:.1f} s, peak {rec['peak_mem_mb']} MB")
             if prof is not None:

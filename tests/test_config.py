@@ -25,6 +25,10 @@ def test_round_trip_dict():
     (dict(layers=(4,)), "do not exist in a depth-3 ConvNet"),
     (dict(w_spatial=0, w_channel=0, w_embed=0), "all loss weights are 0"),
     (dict(init="zeros"), "init must be"),
+    (dict(real_batch="dream"), "real_batch must be"),
+    (dict(representative_pool=0), "representative_pool must be a whole number"),
+    (dict(recluster_every=2.5), "recluster_every must be a whole number"),
+    (dict(real_batch="representative", representative_pool=32), r"representative_pool \(32\) must be >= batch_real"),
     (dict(dsa_strategy="color_warp"), "bad DSA strategy"),
     (dict(power=-1.0), "power must be"),
 ])
