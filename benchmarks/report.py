@@ -21,6 +21,9 @@ from fashion_mnist import PROTOCOL
 from atom_plugin import ATOMConfig
 from atom_plugin.config import PUBLISHED_DEFAULTS, preset_defaults
 from atom_plugin.integrations.avalanche import MEMORY_NOTE, METHODS as AVALANCHE_METHODS
+from atom_plugin.integrations.avalanche.methods import (
+    GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY, STRATEGIES as _STRATEGIES, cell_of as _cell_of)
+from atom_plugin.integrations.proxy.plan import CPU_RUNS  # the proxy kinds, in the study's order
 from atom_plugin.results import markdown_table, read_records, records_table
 from atom_plugin.runner import run_script
 
@@ -559,8 +562,6 @@ def proxy_validity_section() -> str:
 
 # -- the equal-cost CPU proxy study (benchmarks/proxy_validity.py --budget cpu) --------------------------------------
 
-from atom_plugin.integrations.proxy.plan import CPU_RUNS  # noqa: E402  (the proxy kinds, in the study's order)
-
 _CPU_PROXY_FILES = ("proxy_validity_cpu.json", "proxy_validity_cpu_quick.json")  # the study, else its quick check
 _CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100",
                     "full-data early stop")  # the figure's lines and the table's row order
@@ -769,9 +770,6 @@ def nas_line() -> str:
 
 
 # -- the strategies x memories grid (benchmarks/avalanche_replay.py --strategies/--memory-kinds; issue 22) -----------
-
-from atom_plugin.integrations.avalanche.methods import (  # noqa: E402
-    GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY, STRATEGIES as _STRATEGIES, cell_of as _cell_of)
 
 _GRID_RUN = ("`OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu --memories 100 --strategies "
              + " ".join(_STRATEGIES) + " --memory-kinds " + " ".join(_KINDS) + " --cache-dir runs/avalanche-memories`")
