@@ -53,6 +53,11 @@ the same cost":
     per-architecture seed variance gives each side's reliability and the noise ceiling sqrt(rel_proxy * rel_full).
   * The full-data networks are saved (safetensors), so the picks are tested, not retrained; candidates are ranked
     on the validation split and the test set is touched only for the picks.
+  * Every measured run is logged at once in benchmarks/results/proxy_validity_cpu_runs/ (``--runs-dir``; one
+    JSON-lines file per shard) and committed with the records: the study goes on in a later session or on another
+    machine from where it stopped. The networks and proxies stay in ``--cache-dir``: ``--prepare`` makes the same
+    proxies again (same fingerprints on the same CPU and torch), and a pick whose network was trained elsewhere is
+    trained again at --summary, which stops if its validation accuracies differ from the log's.
 
   python benchmarks/proxy_validity.py --budget cpu --plan        # CPU-hour estimate (and measured speed so far)
   python benchmarks/proxy_validity.py --budget cpu --prepare     # condense / select the proxies once
@@ -118,6 +123,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--shard", default=None, metavar="I/K", help="cpu: train the architectures i, i+k, ... only "
                     "(resumable; one single-thread job per core)")
     ap.add_argument("--summary", action="store_true", help="cpu: the unsharded step: statistics, test picks, records")
+    ap.add_argument("--runs-dir", default=None, help="cpu: where every measured run is logged, one JSON-lines file "
+                    "per shard (default benchmarks/results/proxy_validity_cpu_runs, committed with the records, so "
+                    "the study goes on in a later session or on another machine; quick: --cache-dir)")
     args = ap.parse_args(argv)
     if args.budget == "cpu":
         return _cpu_args(ap, args)
@@ -375,6 +383,8 @@ def _cpu_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    if args.runs_dir is None:
+        args.runs_dir = args.cache_dir if q else str(RESULTS / "proxy_validity_cpu_runs")
     if args.num_archs < (6 if q else 40):
         log(f"note: {args.num_archs} architectures; the study needs >= 40 for a 95 % half-width <= 0.15")
     args.lr_schedule = "constant"
@@ -429,14 +439,14 @@ def cpu_sets(args, train, dev, cache_dir: Path, sets: dict, *, make: bool) -> di
     return out
 
 
-def _cpu_cache(cache_dir: Path, args) -> CandidateCache:
-    return CandidateCache(cache_dir / f"candidates-{args.shard_index}of{args.shard_count}.jsonl")
+def _cpu_cache(args) -> CandidateCache:
+    return CandidateCache(Path(args.runs_dir) / f"candidates-{args.shard_index}of{args.shard_count}.jsonl")
 
 
-def _cpu_entries(cache_dir: Path) -> dict:
-    """Every measured run of every shard's cache, by key."""
+def _cpu_entries(runs_dir: str | Path) -> dict:
+    """Every measured run of every shard's log in ``runs_dir``, by key."""
     entries = {}
-    for f in sorted(cache_dir.glob("candidates-*of*.jsonl")):
+    for f in sorted(Path(runs_dir).glob("candidates-*of*.jsonl")):
         entries.update(CandidateCache(f).entries)
     return entries
 
@@ -448,11 +458,23 @@ def _cpu_key(kind: str, arch: dict, seed: int, data, args) -> str:
 
 def cpu_train(args, dev, cache: CandidateCache, run, kind_data, arch: dict, seed: int, nets_dir: Path) -> dict:
     """Train ``arch`` on ``kind_data`` for ``run.epochs`` (constant lr) validating at ``run.report_at``; the entry
-    holds [epochs, sample passes, validation accuracy %, seconds] per point. Full-data networks are saved."""
+    holds [epochs, sample passes, validation accuracy %, seconds] per point. Full-data networks are saved in
+    ``nets_dir`` (the entry's ``network``: the file name)."""
     key = _cpu_key(run.kind, arch, seed, kind_data, args)
     if key in cache.entries:
         return cache.entries[key]
-    train, val = kind_data, args._val
+    net, points, seconds = _train_run(args, dev, run, kind_data, arch, seed)
+    entry = dict(key=key, kind=run.kind, arch=nni_space.arch_key(arch), seed=seed, train_size=len(kind_data),
+                 epochs=run.epochs, points=points, seconds=round(seconds, 3), device=device_name(dev))
+    if run.kind == FULL_KIND:
+        entry["network"] = _save_network(net, nets_dir, arch, seed)
+    cache.put(entry)
+    return entry
+
+
+def _train_run(args, dev, run, train, arch: dict, seed: int):
+    """(network, points, seconds) of one run: ``arch`` on ``train`` for ``run.epochs``, validated at
+    ``run.report_at`` (points: [epochs, sample passes, validation accuracy %, seconds]); deterministic on the CPU."""
     c, h, w = train.image_shape
     net = nni_space.build_network(arch, channels=c, num_classes=train.num_classes, image_size=(h, w))
     points, t0 = [], time.perf_counter()
@@ -461,20 +483,48 @@ def cpu_train(args, dev, cache: CandidateCache, run, kind_data, arch: dict, seed
         points.append([epoch, plan.sample_passes(len(train), epoch), round(100.0 * acc, 3),
                        round(time.perf_counter() - t0, 3)])
 
-    res = nni_train.train_and_validate(net, train, val, epochs=run.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                                       batch_size=args.batch_size, seed=seed, device=dev, lr_schedule=args.lr_schedule,
-                                       report_at=run.report_at, on_report=on_report)
-    entry = dict(key=key, kind=run.kind, arch=nni_space.arch_key(arch), seed=seed, train_size=len(train),
-                 epochs=run.epochs, points=points, seconds=round(res.seconds, 3), device=device_name(dev))
-    if run.kind == FULL_KIND:
-        from safetensors.torch import save_file
+    res = nni_train.train_and_validate(net, train, args._val, epochs=run.epochs, lr=args.lr,
+                                       weight_decay=args.weight_decay, batch_size=args.batch_size, seed=seed,
+                                       device=dev, lr_schedule=args.lr_schedule, report_at=run.report_at,
+                                       on_report=on_report)
+    return net, points, res.seconds
 
-        nets_dir.mkdir(parents=True, exist_ok=True)
-        path = nets_dir / f"{nni_space.arch_key(arch)}-s{seed}.safetensors"
-        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-        entry["network"] = str(path)
-    cache.put(entry)
-    return entry
+
+def _save_network(net, nets_dir: Path, arch: dict, seed: int) -> str:
+    """Save ``net``'s weights as ``nets_dir/<arch key>-s<seed>.safetensors``; returns the file name."""
+    from safetensors.torch import save_file
+
+    nets_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{nni_space.arch_key(arch)}-s{seed}.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(nets_dir / name))
+    return name
+
+
+def _full_network(args, dev, run, train, arch: dict, entry: dict, nets_dir: Path):
+    """(network, retrained) of a pick: its saved full-data network or, when the run was logged in another session
+    or on another machine (no file in ``nets_dir``), the same run again (``entry``'s seed), saved for next time.
+
+    Raises:
+        SystemExit: the run again gives other validation accuracies than the log (it would test another network
+            than the one ranked).
+    """
+    from safetensors.torch import load_file
+
+    path = nets_dir / Path(entry["network"]).name
+    if path.exists():
+        c, h, w = train.image_shape
+        net = nni_space.build_network(arch, channels=c, num_classes=train.num_classes, image_size=(h, w))
+        net.load_state_dict(load_file(str(path)))
+        return net, False
+    log(f"{path} is missing (the run was logged elsewhere): training {entry['arch']} on full data again, "
+        f"seed {entry['seed']}")
+    net, points, _ = _train_run(args, dev, run, train, arch, entry["seed"])
+    again, logged = [p[2] for p in points], [p[2] for p in entry["points"]]
+    if again != logged:
+        raise SystemExit(f"error: {entry['arch']} trained again gives validation accuracies {again}, the log has "
+                         f"{logged}; test the picks where they were trained (copy their networks into {nets_dir})")
+    _save_network(net, nets_dir, arch, entry["seed"])
+    return net, True
 
 
 def cpu_main(args) -> list[dict]:
@@ -494,7 +544,7 @@ def cpu_main(args) -> list[dict]:
         print("  evaluations (kind, epochs, sample passes, cost point):")
         for e in plan.evaluations(runs):
             print(f"    {e}")
-        measured = [e for e in _cpu_entries(cache_dir).values() if e.get("seconds")]
+        measured = [e for e in _cpu_entries(args.runs_dir).values() if e.get("seconds")]
         if measured:
             ms = 1000 * sum(e["seconds"] for e in measured) / sum(e["train_size"] * e["epochs"] for e in measured)
             print(f"  measured so far: {len(measured)} runs, {ms:.2f} ms per sample pass on average (re-plan: drop "
@@ -507,10 +557,10 @@ def cpu_main(args) -> list[dict]:
     if args.prepare:
         return []
     if not args.summary:
-        cache = _cpu_cache(cache_dir, args)
+        cache = _cpu_cache(args)
         mine = [i for i in range(len(archs)) if i % args.shard_count == args.shard_index]
         log(f"shard {args.shard_index}/{args.shard_count}: {len(mine)} of {len(archs)} architectures, "
-            f"{len(runs)} runs each; cache {cache.path}")
+            f"{len(runs)} runs each; log {cache.path}")
         for n, i in enumerate(mine, 1):
             for run in runs:
                 for seed in run.seeds if i < rel_archs else run.seeds[:1]:
@@ -525,7 +575,7 @@ def cpu_main(args) -> list[dict]:
 
 def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir) -> list[dict]:
     """One record per (proxy kind, cost point) from every shard's measurements; the test set once, for the picks."""
-    entries = _cpu_entries(cache_dir)
+    entries = _cpu_entries(args.runs_dir)
 
     def run_entry(run, arch, seed):
         e = entries.get(_cpu_key(run.kind, arch, args.seed + seed, kind_data[run.kind], args))
@@ -560,15 +610,13 @@ def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir)
     best = stats.pick(full)
     picks = {best} | {stats.pick(row["acc"]) for row in scores.values()}
     test = load_dataset(args.dataset, args.data_root, split="test", download=args.download)
-    test_acc = {}
+    test_acc, retrained = {}, []
+    full_run = next(r for r in runs if r.kind == FULL_KIND)
     for i in sorted(picks):  # the saved full-data (reference) networks of the picks: tested, not retrained
-        e = run_entry(next(r for r in runs if r.kind == FULL_KIND), archs[i], 0)
-        c, h, w = test.image_shape
-        net = nni_space.build_network(archs[i], channels=c, num_classes=test.num_classes, image_size=(h, w))
-        from safetensors.torch import load_file
-
-        net.load_state_dict(load_file(e["network"]))
+        net, again = _full_network(args, dev, full_run, kind_data[FULL_KIND], archs[i],
+                                   run_entry(full_run, archs[i], 0), cache_dir / "nets")
         test_acc[i] = round(accuracy_on(net.to(dev), test), 3)
+        retrained += [nni_space.arch_key(archs[i])] if again else []
     names = [nni_space.arch_key(a) for a in archs]
     ref_seconds = sum(ref["seconds"])
     env = stamp(dev)
@@ -598,6 +646,7 @@ def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir)
             num_above_chance=int(len(stats.above_chance(full, chance))), chance_accuracy=chance,
             top5_overlap=stats.top_k_overlap(acc, full, min(5, len(acc))),
             top_pick=names[top], top_pick_full_accuracy=test_acc[top], best_architecture=names[best],
+            picks_retrained=retrained,
             best_full_accuracy=test_acc[best], best_full_val_accuracy=full[best],
             regret_points=round(stats.regret(test_acc[best], test_acc[top]), 3),
             reliability=_r(rel_p), reliability_full=_r(rel_full), noise_ceiling=_r(stats.noise_ceiling(rel_p, rel_full)),

@@ -38,3 +38,36 @@ def test_report_says_not_yet_measured_without_records(load_benchmark, tmp_path):
     report.RESULTS = tmp_path  # no records
     assert report.proxy_cpu_section().startswith("_not yet measured")
     assert report.proxy_cpu_line().endswith("not yet measured.")
+
+
+def test_a_pick_logged_elsewhere_is_trained_again_and_checked(pv, digits, tmp_path):
+    """--summary in a session without the saved networks: the pick is trained again with the logged seed, must
+    give the logged validation accuracies (else exit), and is saved; a saved network is loaded, not retrained."""
+    import argparse
+
+    import torch
+    from atom_plugin import random_subset
+    from atom_plugin.integrations.proxy import plan, space
+
+    train, val = random_subset(digits, 8, seed=0), random_subset(digits, 4, seed=1)
+    args = argparse.Namespace(_val=val, lr=0.01, weight_decay=5e-4, batch_size=32, lr_schedule="constant")
+    arch = dict(depth=1, width=32, act="relu", norm="none", pool="avgpool")
+    run = plan.Run(pv.FULL_KIND, len(train), 2, (1, 2))
+    nets = tmp_path / "nets"
+    _, points, _ = pv._train_run(args, "cpu", run, train, arch, 3)
+    entry = dict(arch=space.arch_key(arch), seed=3, points=points, network=f"{space.arch_key(arch)}-s3.safetensors")
+    net, again = pv._full_network(args, "cpu", run, train, arch, entry, nets)
+    assert again and [p.name for p in nets.iterdir()] == [f"{space.arch_key(arch)}-s3.safetensors"]
+    loaded, again = pv._full_network(args, "cpu", run, train, arch, entry, nets)
+    assert not again and all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+    nets_other = tmp_path / "other"
+    bad = dict(entry, points=[[p[0], p[1], p[2] + 1.0, p[3]] for p in points])
+    with pytest.raises(SystemExit, match="trained again gives validation accuracies"):
+        pv._full_network(args, "cpu", run, train, arch, bad, nets_other)
+    assert not nets_other.exists()
+
+
+def test_runs_are_logged_in_the_results_folder_by_default(pv):
+    args = pv.parse_args(["--budget", "cpu", "--shard", "0/2"])
+    assert args.runs_dir.endswith("proxy_validity_cpu_runs") and pv._cpu_cache(args).path.name == "candidates-0of2.jsonl"
+    assert pv.parse_args(["--budget", "cpu", "--quick", "--cache-dir", "x"]).runs_dir == "x"
