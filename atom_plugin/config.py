@@ -258,9 +258,9 @@ class ATOMConfig:
 
 def _field_list(cls: type) -> str:
     """The ``Fields`` part of ``cls.__doc__``: one line per field from its metadata's help text."""
-    lines = ["", "    Fields (generated from each field's help text):"]
+    lines = ["", "    Fields (generated from each field's help text):", ""]
     for f in dataclasses.fields(cls):
-        lines.append(f"        {f.name} = {f.default!r}: {f.metadata['help']}")
+        lines.append(f"    - ``{f.name} = {f.default!r}``: {f.metadata['help']}")
     return "\n".join(lines) + "\n"
 
 

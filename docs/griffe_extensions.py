@@ -7,9 +7,13 @@
 * :class:`SphinxRoles`: the docstrings cross-reference with Sphinx roles (``:class:`ATOMBuffer```), which Markdown
   would print as they are; each becomes its name in code font, linked to its page when the name resolves from
   the docstring's scope (an optional cross-reference: one that does not resolve stays plain code).
+* :class:`RuntimeDocstrings`: a docstring completed at import (``ATOMConfig``'s field list, generated from the
+  fields' help texts by ``atom_plugin.config``) is shown as Python has it, not as the source spells it.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -96,3 +100,26 @@ class SphinxRoles(griffe.Extension):
         """
         if pkg.name == "atom_plugin":
             _rewrite(pkg, loader.modules_collection)
+
+
+#: Objects whose docstring is completed at import, by documented path.
+RUNTIME_DOCSTRINGS = ("atom_plugin.config.ATOMConfig",)
+
+
+class RuntimeDocstrings(griffe.Extension):
+    """Replace the static docstrings of :data:`RUNTIME_DOCSTRINGS` with the imported objects' ``__doc__``."""
+
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs) -> None:
+        """Import each object of :data:`RUNTIME_DOCSTRINGS` and copy its ``__doc__`` (before :class:`SphinxRoles`).
+
+        Args:
+            pkg: the package Griffe has just loaded; only ``atom_plugin`` is changed.
+            loader: the loader that loaded it (its modules collection finds the objects).
+            **kwargs: further hook arguments, unused.
+        """
+        if pkg.name != "atom_plugin":
+            return
+        for path in RUNTIME_DOCSTRINGS:
+            module, name = path.rsplit(".", 1)
+            obj = loader.modules_collection.get_member(path)
+            obj.docstring.value = inspect.cleandoc(getattr(importlib.import_module(module), name).__doc__)

@@ -119,6 +119,17 @@ def test_a_rendered_docstring_links_its_sphinx_roles(site):
            'CondensedGroup"' in html
 
 
+def test_atom_config_page_shows_the_field_list_written_at_import(site):
+    """ATOMConfig's field list is generated at import (config._field_list): the page shows it, one item per field."""
+    import dataclasses
+
+    from atom_plugin import ATOMConfig
+
+    html = (site / "api" / "atom_plugin.config" / "index.html").read_text()
+    assert "Fields (generated from each field's help text)" in html
+    assert all(f"<li><code>{f.name} = " in html for f in dataclasses.fields(ATOMConfig))
+
+
 def ruff(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     pytest.importorskip("ruff", reason="the [docs] extra (make test installs it)")
     return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *args], cwd=ROOT, input=stdin,
