@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
-from avalanche_replay import GRID_TARGETS
+from avalanche_replay import FINETUNE_CHOICE, GRID_TARGETS
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -972,6 +972,31 @@ def avalanche_recommended_section(memory: int = 100) -> str:
             f"{cond} s of condensation within {total} s in all ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
 
 
+def avalanche_finetune_choice_section() -> str:
+    """The balanced fine-tune's candidates on the validation split (``--choose-finetune``): validation accuracy per
+    (epochs, lr) and memory kind, their mean, and the choice (the best mean)."""
+    path = RESULTS / FINETUNE_CHOICE.name  # RESULTS: the golden test freezes it
+    if not path.exists():
+        return "_not yet measured: run `OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu " \
+            "--choose-finetune`_"
+    import json
+
+    done = json.loads(path.read_text())
+    kinds = sorted({c["memory_kind"] for c in done["candidates"]}, key=["random", "herding", "atom"].index)
+    acc = {(c["epochs"], c["lr"], c["memory_kind"]): c["val_accuracy"] for c in done["candidates"]}
+    choice = done.get("choice") or {}
+    rows = []
+    for epochs, lr in sorted({(c["epochs"], c["lr"]) for c in done["candidates"]}):
+        vals = [acc.get((epochs, lr, k)) for k in kinds]
+        mean = f"{statistics.mean(vals):.2f}" if None not in vals else "—"
+        chosen = (epochs, lr) == (choice.get("epochs"), choice.get("lr"))
+        rows.append([str(epochs), str(lr), *("—" if v is None else f"{v:.2f}" for v in vals),
+                     f"**{mean}** (chosen)" if chosen else mean])
+    table = markdown_table(["epochs", "lr", *(f"{k} memory, val. %" for k in kinds), "mean"], rows)
+    return (f"From `benchmarks/results/{path.name}` ({done.get('rule', '')}):\n\n{table}\n\n"
+            f"{provenance([done])}")
+
+
 # -- the budget curve (quality issue 25): the default and dm as the condensation budget grows -----------------------
 
 #: The budget curve's points (test split): IPC -> condensation iterations; each point at the CPU evaluation budget.
@@ -1125,6 +1150,7 @@ SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": spe
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line,
             "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
+            "avalanche_finetune_choice": avalanche_finetune_choice_section,
             "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line,
             "budget_curve": budget_curve_section, "quality_levers": quality_levers_section}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")

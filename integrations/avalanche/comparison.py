@@ -130,9 +130,12 @@ QUICK_RECIPE = Recipe(width=16, train_epochs=1, train_mb_size=32, mem_mb_size=32
                       batch_size_mem=8, finetune_epochs=2, finetune_mb_size=8)
 
 #: A reduced budget that a 2-core CPU runs in minutes per method (sizes only; the rules of the recipe are unchanged):
-#: narrower networks, one epoch per experience, fewer GDumb epochs and condensation iterations.
+#: narrower networks, one epoch per experience, fewer GDumb epochs and condensation iterations. The balanced
+#: fine-tune's epochs and lr were chosen on a validation split (``avalanche_replay.py --choose-finetune``:
+#: benchmarks/results/avalanche_finetune_choice_cpu.json).
 CPU_RECIPE = Recipe(width=32, train_epochs=1, train_mb_size=128, mem_mb_size=128, eval_mb_size=1000,
-                    gdumb_epochs=100, condense_iterations=200, condense_batch_real=32, condense_width=32)
+                    gdumb_epochs=100, condense_iterations=200, condense_batch_real=32, condense_width=32,
+                    finetune_epochs=60, finetune_lr=0.002)
 
 #: The recipes by budget name.
 RECIPES = {"quick": QUICK_RECIPE, "cpu": CPU_RECIPE, "full": Recipe()}
