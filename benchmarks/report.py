@@ -838,12 +838,22 @@ def _grid_table(recs: list[dict], memory: int) -> str:
         atom = _by_seed(recs, memory, (strategy, "atom"))
         delta = _paired_text(atom, _by_seed(recs, memory, (strategy, ref)))[1] if ref else "not yet measured"
         cond = mean_std([r["condense_seconds"] for r in atom.values()], 0) if atom else ""
-        train = mean_std([r.get("train_seconds_without_condensation", r["train_seconds"] - r["condense_seconds"])
-                          for r in atom.values()], 0) if atom else ""
+        train = [_training_seconds(r) for r in atom.values()]
+        train = ("—" if None in train else mean_std(train, 0)) if atom else ""
         rows.append([f"**{strategy}**" if strategy == _PRIMARY else strategy, *cells,
                      f"{delta}{f' vs {ref}' if ref else ''}", cond, train])
     return markdown_table(["strategy", *(f"{k} (%)" for k in _KINDS), "ATOM − counterpart (points, paired)",
                            "ATOM condensation (s)", "ATOM training (s)"], rows)
+
+
+def _training_seconds(r: dict) -> float | None:
+    """A run's wall seconds without condensation. A memory update read from the cache (``cached_updates``) spent no
+    condensation time in the run although ``condense_seconds`` counts its original time; records written before
+    ``condense_seconds_spent`` existed are exact when all of their updates or none were cached (else None)."""
+    if "condense_seconds_spent" in r:
+        return r["train_seconds"] - r["condense_seconds_spent"]
+    cached, updates = int(r.get("cached_updates") or 0), len(r.get("acc_curve") or [])
+    return r["train_seconds"] - r["condense_seconds"] if not cached else r["train_seconds"] if cached == updates else None
 
 
 def _grid_best(recs: list[dict], memory: int, atom: bool) -> tuple[tuple, dict] | None:
@@ -965,11 +975,13 @@ def avalanche_recommended_section(memory: int = 100) -> str:
     code = "\n".join(line.format(m=memory, b=r0.get("batch_size_mem") or 64, ft=f", plugins=[{ft_args}]" if ft_args
                                   else "", ftp=f", {ft_args}" if ft_args else "") for line in lines)
     cond = mean_std([r["condense_seconds"] for r in runs.values()], 0)
-    total = mean_std([r["train_seconds"] for r in runs.values()], 0)
+    seconds = [_training_seconds(r) for r in runs.values()]
+    total = mean_std([t for t in seconds if t is not None], 0)
     return (f"{found[1]}**Use an `ATOMBuffer` with {strategy}** — the grid's best ATOM method at memory {memory} "
             f"(SplitFMNIST-5): final average accuracy {mean_std([r['final_avg_accuracy'] for r in runs.values()])} "
             f"% over {len(runs)} seeds, {delta} points over its counterpart ({ref}, paired by seed). Cost per run: "
-            f"{cond} s of condensation within {total} s in all ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
+            f"{cond} s of condensation (per seed and memory; reused by every strategy given the same experiences) "
+            f"and {total} s of training and evaluation ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
 
 
 def avalanche_finetune_choice_section() -> str:

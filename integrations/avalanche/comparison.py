@@ -271,10 +271,11 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
     ``memory`` (images), ``seed``, ``final_avg_accuracy`` (%), ``avg_forgetting`` (%), ``acc_curve`` (list, %),
     ``condense_seconds`` (0.0 for methods that do not condense; a cached update counts its original time),
     ``train_seconds`` (wall time of the whole run, condensation and evaluation included),
-    ``train_seconds_without_condensation`` (``train_seconds - condense_seconds``), ``finetune_seconds``,
+    ``train_seconds_without_condensation`` (``train_seconds - condense_seconds_spent``), ``finetune_seconds``,
     ``memory_used`` (stored images in memory at the end), ``memory_dsa``, ``batch_size_mem`` (ER-ACE/DER, else
     None), ``finetune_epochs``/``finetune_lr`` (+ft, else None), and for ATOM methods ``memory_decoded`` (training
-    samples), ``cached_updates``, ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final).
+    samples), ``cached_updates``, ``condense_seconds_spent`` (condensation done in this run: the updates not read
+    from ``cache_dir``), ``images_per_class``, ``decoded_per_class`` and ``factor_per_class`` (final).
 
     Raises:
         ConfigError: unknown method, or replay would be off (:func:`check_replay_on`).
@@ -320,11 +321,12 @@ def run_method(method: str, benchmark, *, memory: int, recipe: Recipe, device: s
         buf = plugin.storage_policy
         out.update(condense_seconds=round(buf.condense_seconds, 3), policy=buf.policy, memory_used=buf.stored_size,
                    memory_decoded=buf.decoded_size, cached_updates=sum(bool(h.get("cached")) for h in buf.history),
+                   condense_seconds_spent=round(sum(h["seconds"] for h in buf.history if not h.get("cached")), 3),
                    images_per_class={str(k): v for k, v in buf.images_per_class().items()},
                    decoded_per_class={str(k): v for k, v in buf.images_per_class(decoded=True).items()},
                    factor_per_class={f"{t}/{k}": f for (t, k), f in buf.factors().items()},
                    normalization_source=buf.normalization["source"] if buf.normalization else None)
-    out["train_seconds_without_condensation"] = round(seconds - out["condense_seconds"], 3)
+    out["train_seconds_without_condensation"] = round(seconds - out.get("condense_seconds_spent", 0.0), 3)
     return out
 
 

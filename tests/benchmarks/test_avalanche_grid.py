@@ -47,6 +47,9 @@ def test_grid_cells_record_their_strategy_and_memory_and_resume(grid, fm_root, t
     # the second strategy reused the first one's condensed memories (same seed, memory, experiences)
     assert recs[0]["cached_updates"] == 0 and recs[1]["cached_updates"] == 5
     assert recs[1]["condense_seconds"] == recs[0]["condense_seconds"]
+    # ... and spent no condensation time of its own: its training seconds are not net of the original time
+    assert recs[0]["condense_seconds_spent"] == recs[0]["condense_seconds"] and recs[1]["condense_seconds_spent"] == 0
+    assert recs[1]["train_seconds_without_condensation"] == recs[1]["train_seconds"]
     grid.main(argv + ["--plan"])
     assert "0 runs left" in capsys.readouterr().out
 

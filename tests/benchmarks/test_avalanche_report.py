@@ -96,3 +96,14 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
             "plugins=[BalancedFineTunePlugin(30, 0.005)])\nuse_atom_memory(strategy, ATOMBuffer(100))") in rec
     (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([r for r in recs if r["strategy"] != "der"]))
     assert "missing ATOM cells: der" in report.avalanche_recommended_section()
+
+
+def test_training_seconds_do_not_subtract_a_cached_memorys_condensation(load_benchmark):
+    """A run whose memory came from the cache spent no condensation time: its training seconds are its wall time
+    (older records without ``condense_seconds_spent``: exact when all updates or none were cached, else unknown)."""
+    report = load_benchmark("report")
+    base = dict(train_seconds=80.0, condense_seconds=150.0, acc_curve=[1, 2, 3, 4, 5])
+    assert report._training_seconds(dict(base, cached_updates=5)) == 80.0
+    assert report._training_seconds(dict(base, train_seconds=230.0, cached_updates=0)) == 80.0
+    assert report._training_seconds(dict(base, cached_updates=2)) is None
+    assert report._training_seconds(dict(base, cached_updates=5, condense_seconds_spent=10.0)) == 70.0
