@@ -77,6 +77,7 @@ GRID_PER_IPC = [[1, 2, "random", 0.3], [10, 2, "random", 1.0], [None, 1, "random
 #: minus its counterpart (the better of its random and herding memories) per memory, and the best ATOM method minus
 #: the best real-sample method of the whole grid.
 GRID_TARGETS = dict(primary={100: 3.0, 500: -0.5}, best={100: 3.0})
+SEEDS = (0, 1, 2)  #: the seeds of every cell (class orders and model inits); a target on fewer is provisional
 
 #: Candidates of ``--choose-finetune``: epochs on the memory after each experience and the fine-tune's SGD rate.
 FINETUNE_CANDIDATES = dict(epochs=(10, 30, 60), lr=(0.002, 0.005, 0.01))
@@ -148,7 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_common_args(ap, seed=False, compile=False)
     ap.add_argument("--memories", type=int, nargs="+", default=None, help="memory sizes in images "
                     "(default 100 200 500, in that order; 10 with --quick)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="class orders / model inits")
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="class orders / model inits")
     ap.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS,
                     help="methods by name (default: the six first ones, unless --strategies/--memory-kinds)")
     ap.add_argument("--strategies", nargs="+", default=None, choices=STRATEGIES,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
-from avalanche_replay import FINETUNE_CHOICE, GRID_TARGETS
+from avalanche_replay import FINETUNE_CHOICE, GRID_TARGETS, SEEDS as GRID_SEEDS
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -808,7 +808,7 @@ def _paired_text(a: dict, b: dict) -> tuple[float | None, str]:
         return None, "not yet measured"
     d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in seeds]
     spread = f" ± {statistics.stdev(d):.2f}" if len(d) > 1 else ""
-    return statistics.mean(d), f"{statistics.mean(d):+.2f}{spread} ({len(d)} seeds)"
+    return statistics.mean(d), f"{statistics.mean(d):+.2f}{spread} ({len(d)} seed{'s' if len(d) > 1 else ''})"
 
 
 def _mean_acc(runs: dict) -> float:
@@ -872,7 +872,10 @@ def _grid_target_lines(recs: list[dict]) -> list[str]:
         ref = _counterpart(recs, memory, _PRIMARY)
         mean, text = _paired_text(_by_seed(recs, memory, (_PRIMARY, "atom")),
                                   _by_seed(recs, memory, (_PRIMARY, ref))) if ref else (None, "not yet measured")
-        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}"
+        seeds = len(set(_by_seed(recs, memory, (_PRIMARY, "atom"))) & set(_by_seed(recs, memory, (_PRIMARY, ref)))) \
+            if ref else 0
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}" + (
+            f", provisional: {seeds} of {len(GRID_SEEDS)} seeds" if seeds < len(GRID_SEEDS) else "")
         lines.append(f"- memory {memory}, primary strategy {_PRIMARY}: ATOM − {ref or 'counterpart'} = {text} "
                      f"(target {goal:+.1f}{verdict})")
     for memory, goal in sorted(GRID_TARGETS["best"].items()):
