@@ -13,13 +13,13 @@ whose share shrank are *re-condensed* (:func:`atom_plugin.recondense`) into it a
 ``"per_class"``: ``images_per_class`` per class, ``max_size`` a hard cap. The share rules and the bad-input rules (one-line ``ConfigError``/``DataError``, or documented warnings)
 are in :mod:`.shares` and docs/avalanche.md; condensation wall time goes to :attr:`ATOMBuffer.history` and the
 strategy's evaluator. Normalisation: :func:`.experience.resolve_normalization` (metadata only). Strategies that own
-their memory (``ER_ACE``, ``DER``): :mod:`.strategies`; the replay guard :meth:`ATOMBuffer.check_replay`; the state
-without pickle :meth:`ATOMBuffer.state_dict` (resuming: :mod:`.resume`); reusing condensed updates: ``cache_dir``.
+their memory (``ER_ACE``, ``DER``): :mod:`.strategies`; what the memory holds and the replay guard
+:meth:`ATOMBuffer.check_replay`: :mod:`._buffer_facts`; the state without pickle :meth:`ATOMBuffer.state_dict`
+(resuming: :mod:`.resume`) and reusing condensed updates (``cache_dir``): :mod:`._buffer_state`.
 """
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,18 +32,19 @@ from avalanche.benchmarks.utils import concat_datasets  # noqa: E402
 from avalanche.evaluation.metric_results import MetricValue  # noqa: E402
 from avalanche.training.storage_policy import BalancedExemplarsBuffer  # noqa: E402
 
-from atom_plugin import ATOMConfig, CondenseCallback, CondensedDataset, ImageTensorDataset  # noqa: E402
-from atom_plugin import ProgressBar, merge_condensed  # noqa: E402
+from atom_plugin import ATOMConfig, CondenseCallback, ImageTensorDataset  # noqa: E402
+from atom_plugin import ProgressBar  # noqa: E402
 from atom_plugin.data import DEFAULT_DSA_STRATEGY  # noqa: E402
 from atom_plugin.errors import ConfigError, check_choice  # noqa: E402
 
+from ._buffer_facts import BufferFacts  # noqa: E402
 from ._buffer_state import BufferState  # noqa: E402
 from .experience import peek_experience, read_experience, resolve_normalization  # noqa: E402
 from .groups import CondensedGroup, condense_classes, default_config, recondense_groups, widen  # noqa: E402
 from .shares import POLICIES, SMALL_CLASS_RULES, Key, check_capacity, class_counts, plan_sizes, policy_ipc  # noqa: E402
 
 
-class ATOMBuffer(BufferState, BalancedExemplarsBuffer[CondensedGroup]):
+class ATOMBuffer(BufferFacts, BufferState, BalancedExemplarsBuffer[CondensedGroup]):
     """Storage policy holding ATOM-condensed images (see the module doc for the policies and the bad-input rules).
 
     Args:
@@ -123,56 +124,6 @@ class ATOMBuffer(BufferState, BalancedExemplarsBuffer[CondensedGroup]):
         the groups on every read; the plugins read it several times per experience and GDumb trains on it)."""
         return self._buffer
 
-    @property
-    def condensed(self) -> dict[Key, CondensedDataset]:
-        """``{(task, class): CondensedDataset}`` in arrival order (a view of the groups)."""
-        return {k: g.condensed for k, g in self.buffer_groups.items()}
-
-    def images_per_key(self) -> dict[Key, int]:
-        """``{(task, class): stored images held}`` in arrival order (the memory's accounting unit)."""
-        return {k: g.max_size for k, g in self.buffer_groups.items()}
-
-    def decoded_per_key(self) -> dict[Key, int]:
-        """``{(task, class): decoded training samples}`` (stored images x factor²) in arrival order."""
-        return {k: len(g.buffer) for k, g in self.buffer_groups.items()}
-
-    def factors(self) -> dict[Key, int]:
-        """``{(task, class): multi-formation factor}`` in arrival order."""
-        return {k: g.factor for k, g in self.buffer_groups.items()}
-
-    def images_per_class(self, decoded: bool = False) -> dict[int, int]:
-        """``{class: stored images held}`` (``decoded=True``: decoded samples) summed over task labels."""
-        out: dict[int, int] = {}
-        for (_, k), n in (self.decoded_per_key() if decoded else self.images_per_key()).items():
-            out[k] = out.get(k, 0) + n
-        return out
-
-    @property
-    def stored_size(self) -> int:
-        """Stored images held (what ``max_size`` bounds)."""
-        return sum(self.images_per_key().values())
-
-    @property
-    def decoded_size(self) -> int:
-        """Decoded training samples held (``len(buffer)``)."""
-        return len(self._buffer)
-
-    @property
-    def condense_seconds(self) -> float:
-        """Total condensation wall time so far (s), re-condensation included, reading the data excluded."""
-        return float(sum(h["seconds"] for h in self.history))
-
-    def as_condensed(self) -> CondensedDataset:
-        """The whole memory as one :class:`atom_plugin.CondensedDataset` (e.g. to ``save`` it).
-
-        Raises:
-            ConfigError: the memory is empty, one class is stored under two task labels, or the groups have
-                different factors (then save ``buffer.condensed``'s sets one by one).
-        """
-        if not self.buffer_groups:
-            raise ConfigError("the memory is empty: no experience has been condensed yet")
-        return merge_condensed(list(self.condensed.values()))
-
     def get_group_lengths(self, num_groups: int) -> list[int]:
         """Stored images per group for ``num_groups`` groups in arrival order, before the caps of :func:`.plan_sizes`.
         Budget: Avalanche's adaptive rule (``max_size // K``, one more for the first ``max_size % K`` groups).
@@ -220,39 +171,7 @@ class ATOMBuffer(BufferState, BalancedExemplarsBuffer[CondensedGroup]):
             self._save_cached(key)
         self.check_replay(agent_state, strict=self.strict_replay)
 
-    # -- replay guard, state, cache -------------------------------------------------------------------------------
-    def check_replay(self, strategy, *, strict: bool = False) -> None:
-        """Say, in one line, when the strategy's memory minibatch (``strategy.batch_size_mem``: ``ER_ACE``, ``DER``)
-        exceeds what this memory can serve: those strategies replay only when ``len(buffer) >= batch_size_mem``
-        (their loader drops the last partial minibatch), so replay would be off without a word. ``len(buffer)``
-        counts *decoded* samples (a factor-2 memory of 100 stored images has 400), so a memory minibatch between
-        the stored and the decoded count replays here but not with a real-sample memory of the same storage: an
-        unfair comparison, also reported. Called after every update; strategies without ``batch_size_mem``
-        (``ReplayPlugin`` users, GDumb) are not checked.
-
-        Args:
-            strategy: the strategy (its ``batch_size_mem``, if any, is read).
-            strict: raise instead of warning.
-
-        Raises:
-            ConfigError: ``strict`` and the memory minibatch exceeds the decoded or the stored sample count.
-        """
-        bsm = getattr(strategy, "batch_size_mem", None)
-        if not isinstance(bsm, int) or not self.buffer_groups:
-            return
-        msg = None
-        if bsm > self.decoded_size:
-            msg = (f"batch_size_mem={bsm} exceeds the memory's {self.decoded_size} decoded samples: the strategy will "
-                   f"not replay; use batch_size_mem <= {self.decoded_size}")
-        elif bsm > self.stored_size:
-            msg = (f"batch_size_mem={bsm} exceeds the memory's {self.stored_size} stored images: a real-sample memory "
-                   f"of the same storage would not replay (unfair comparison); use batch_size_mem <= "
-                   f"{self.stored_size}")
-        if msg is not None and strict:
-            raise ConfigError(msg)
-        if msg is not None:
-            warnings.warn(msg, stacklevel=2)
-
+    # -- size changes ---------------------------------------------------------------------------------------------
     def resize(self, strategy, new_size: int) -> None:
         """Change ``max_size`` (stored images). Budget: shares are recomputed and classes above theirs re-condensed
         into them and their factors (shares never grow back). Per-class: if the memory no longer fits, every class
