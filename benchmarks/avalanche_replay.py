@@ -80,7 +80,8 @@ GRID_TARGETS = dict(primary={100: 3.0, 500: -0.5}, best={100: 3.0})
 SEEDS = (0, 1, 2)  #: the seeds of every cell (class orders and model inits); a target on fewer is provisional
 
 #: Candidates of ``--choose-finetune``: epochs on the memory after each experience and the fine-tune's SGD rate.
-FINETUNE_CANDIDATES = dict(epochs=(10, 30, 60), lr=(0.002, 0.005, 0.01))
+#: (120 epochs and lr 0.001 were added on 2026-12-07: the first grid's choice, 60 epochs at 0.002, sat at its corner.)
+FINETUNE_CANDIDATES = dict(epochs=(10, 30, 60, 120), lr=(0.001, 0.002, 0.005, 0.01))
 FINETUNE_CHOICE = RESULTS / "avalanche_finetune_choice_cpu.json"  #: where ``--choose-finetune`` writes its choice
 VALIDATION_FRACTION = 0.1  #: of each training experience, held out by ``--choose-finetune`` (seed 0's split)
 
