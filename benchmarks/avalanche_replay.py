@@ -33,7 +33,10 @@ samples (ER-ACE, DER) are refused (exit 2) when ``batch_size_mem`` exceeds the m
 Memory variants (recorded, part of the resume key, one table each): ``--memory-factor`` (``table``, the default:
 the ATOM memories' multi-formation factor per the core's per-IPC table at each class's share; or a fixed factor,
 e.g. 1 for plain images) and ``--memory-dsa`` (DSA on memory samples, for every method with a memory). Records
-written before these options existed count as factor 1 without memory DSA.
+written before these options existed count as factor 1 without memory DSA. ``--memory-iterations N`` (CPU budget)
+condenses the ATOM memories with N iterations instead of the pinned 200: a memory-quality variant, recorded in
+``condense_config`` and ``condense_pin`` (so in the resume key and the memory cache's key), kept out of the grid's
+tables and compared with the pinned memory, paired by seed, in the ``avalanche_memory_quality`` slot.
 
 Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--budget cpu`` and ``--quick`` runs go to
 ``..._cpu.json`` and ``..._quick.json`` and carry ``budget: "cpu"`` / ``"quick"``): benchmark ("SplitFMNIST-5"),
@@ -110,13 +113,23 @@ def legacy_pin(r: dict) -> str | None:
     return condense_pin(dict(GRID_CONDENSE, factor=None if mf == "table" else int(mf)), GRID_PER_IPC)
 
 
+def memory_iterations(r: dict) -> int | None:
+    """Condensation iterations of a record's ATOM memory (its ``condense_config``; CPU records written before it was
+    recorded: the pinned :data:`GRID_CONDENSE`'s); None for a real-sample memory or another budget's record."""
+    if r.get("budget") != "cpu" or cell_of(r)[1] != "atom":
+        return None
+    return int((r.get("condense_config") or GRID_CONDENSE)["iterations"])
+
+
 def condense_pin(config: dict, table: list) -> str:
     """A short hash of the condensation settings and the per-IPC table (a resume-key field)."""
     return hashlib.sha256(json.dumps([config, table], sort_keys=True).encode()).hexdigest()[:8]
 
 
-def estimate_seconds(method: str, memory: int, first_atom: bool) -> float:
-    """:data:`EST_SECONDS` of one run (linear in the memory between 100 and 500)."""
+def estimate_seconds(method: str, memory: int, first_atom: bool,
+                     iterations: int = GRID_CONDENSE["iterations"]) -> float:
+    """:data:`EST_SECONDS` of one run (linear in the memory between 100 and 500; an ATOM memory's condensation
+    linear in its ``iterations``, measured at the pinned 200)."""
     strategy, kind = cell_of(dict(method=method))
 
     def at(pair):
@@ -127,7 +140,8 @@ def estimate_seconds(method: str, memory: int, first_atom: bool) -> float:
     if kind == "herding":
         total += at(EST_SECONDS["herding"])
     if kind == "atom":
-        total += at(EST_SECONDS["atom" if first_atom else "atom_cached"])
+        total += at(EST_SECONDS["atom" if first_atom else "atom_cached"]) * (
+            iterations / GRID_CONDENSE["iterations"] if first_atom else 1)
     if strategy in FINETUNED:
         total += at(EST_SECONDS["finetune"])
     return max(total, 1.0)
@@ -167,6 +181,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(the core's per-IPC table at each class's share; default) or a whole number (1 = plain images)")
     ap.add_argument("--memory-dsa", action="store_true", help="DSA on memory samples, for every method with a "
                     "memory (default off)")
+    ap.add_argument("--memory-iterations", type=int, default=None, help="condensation iterations of the ATOM "
+                    f"memories (--budget cpu; default the pinned {GRID_CONDENSE['iterations']}): a memory-quality "
+                    "variant, recorded and kept apart from the grid")
     ap.add_argument("--cache-dir", default=None, help="folder of condensed memories reused across strategies "
                     "(same seed, memory and experience; default: none)")
     ap.add_argument("--plan", action="store_true", help="print the runs left and their CPU-hour estimate; run nothing")
@@ -238,7 +255,11 @@ def main(argv=None) -> None:
             and (chosen["epochs"], chosen["lr"]) != (recipe.finetune_epochs, recipe.finetune_lr)):
         fail(f"{FINETUNE_CHOICE.name} chose finetune_epochs={chosen['epochs']}, finetune_lr={chosen['lr']} but "
              f"CPU_RECIPE has {recipe.finetune_epochs}, {recipe.finetune_lr}: set them in CPU_RECIPE first")
-    cfg_dict = dict(GRID_CONDENSE, factor=factor) if budget == "cpu" else None
+    if args.memory_iterations is not None and (budget != "cpu" or args.memory_iterations < 1):
+        fail(f"--memory-iterations {args.memory_iterations}: give a whole number >= 1 with --budget cpu (the other "
+             "budgets condense with their recipe's condense_iterations)")
+    iterations = args.memory_iterations or GRID_CONDENSE["iterations"]
+    cfg_dict = dict(GRID_CONDENSE, factor=factor, iterations=iterations) if budget == "cpu" else None
     table = GRID_PER_IPC if budget == "cpu" else None
     pin = condense_pin(cfg_dict, table) if budget == "cpu" else None
     var = dict(memory_factor=args.memory_factor, memory_dsa=args.memory_dsa)
@@ -246,7 +267,7 @@ def main(argv=None) -> None:
     if args.choose_finetune:
         return choose_finetune(args, budget, recipe, cfg_dict)
     if args.plan:
-        return plan(results, methods, memories, args.seeds, budget, dname, var, recipe, pin)
+        return plan(results, methods, memories, args.seeds, budget, dname, var, recipe, pin, iterations)
     set_threads()
     dev = resolve_device(args.device)
 
@@ -290,7 +311,7 @@ def main(argv=None) -> None:
                     f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")
 
 
-def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin) -> None:
+def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin, iterations) -> None:
     """Print the runs not measured yet and their CPU-hour estimate (:func:`estimate_seconds`)."""
     total, n, first = 0.0, 0, set()
     for memory in memories:
@@ -303,7 +324,7 @@ def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin) -> 
                 is_first = cell_of(dict(method=method))[1] == "atom" and (seed, memory) not in first
                 if is_first:
                     first.add((seed, memory))
-                sec = estimate_seconds(method, memory, is_first)
+                sec = estimate_seconds(method, memory, is_first, iterations)
                 total, n = total + sec, n + 1
                 print(f"{method:18s} memory {memory:4d} seed {seed}  ~{sec / 60:5.1f} min")
     print(f"{n} runs left, about {total / 3600:.1f} CPU-hours (one thread each; ATOM memories cached across "

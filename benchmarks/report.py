@@ -15,14 +15,15 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
-from avalanche_replay import FINETUNE_CHOICE, GRID_TARGETS, SEEDS as GRID_SEEDS
+from avalanche_replay import FINETUNE_CHOICE, GRID_CONDENSE, GRID_TARGETS, SEEDS as GRID_SEEDS, memory_iterations
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
 from atom_plugin.config import PUBLISHED_DEFAULTS, preset_defaults
 from atom_plugin.integrations.avalanche import MEMORY_NOTE, METHODS as AVALANCHE_METHODS
 from atom_plugin.integrations.avalanche.methods import (
-    GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY, STRATEGIES as _STRATEGIES, cell_of as _cell_of)
+    FINETUNED as _FINETUNED, GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY,
+    STRATEGIES as _STRATEGIES, cell_of as _cell_of)
 from atom_plugin.integrations.proxy.plan import CPU_RUNS  # the proxy kinds, in the study's order
 from atom_plugin.results import markdown_table, read_records, records_table
 from atom_plugin.runner import run_script
@@ -452,7 +453,8 @@ def avalanche_section() -> str:
     if found is None:
         return "_no results yet: run benchmarks/avalanche_replay.py_"
     path, label, recs = found
-    recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r["method"] in AVALANCHE_METHODS]  # the grid: below
+    recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r["method"] in AVALANCHE_METHODS  # the grid: below
+            and memory_iterations(r) in (None, _PINNED_ITERATIONS)]  # memory-quality variants: their own slot
     figure = _avalanche_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{avalanche_markdown(recs, figure)}"
 
@@ -775,9 +777,26 @@ _GRID_RUN = ("`OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget 
              + " ".join(_STRATEGIES) + " --memory-kinds " + " ".join(_KINDS) + " --cache-dir runs/avalanche-memories`")
 
 
-def _grid_records() -> tuple[str, str, list[dict]] | None:
+_PINNED_ITERATIONS = GRID_CONDENSE["iterations"]  # the grid's ATOM memories; other counts: memory-quality variants
+
+
+def _current_finetune(r: dict) -> bool:
+    """Whether a fine-tuned strategy's record used its budget's recipe's fine-tune (records of a former choice stay
+    in the file, out of the tables); True for the other strategies."""
+    if _cell_of(r)[0] not in _FINETUNED:
+        return True
+    from atom_plugin.integrations.avalanche.comparison import RECIPES
+
+    recipe = RECIPES.get(r.get("budget", "full"))
+    return recipe is None or (r.get("finetune_epochs"), r.get("finetune_lr")) == (recipe.finetune_epochs,
+                                                                                   recipe.finetune_lr)
+
+
+def _grid_records(iterations: int | None = _PINNED_ITERATIONS) -> tuple[str, str, list[dict]] | None:
     """(file name, budget label, records) of the grid: the default memory variant (ATOM memories at the per-IPC
-    factor table, no memory DSA; real memories without memory DSA), one record per (memory, cell, seed)."""
+    factor table, no memory DSA; real memories without memory DSA) with the recipe's fine-tune, one record per
+    (memory, cell, seed); CPU ATOM memories condensed with ``iterations`` (None: any count, one record per
+    (memory, cell, seed, iterations))."""
     found = _best_file("avalanche_splitfmnist")
     if found is None:
         return None
@@ -788,9 +807,12 @@ def _grid_records() -> tuple[str, str, list[dict]] | None:
             continue
         cell = _cell_of(r)
         factor, dsa = variant(r)
-        if cell not in _GRID or dsa or (cell[1] == "atom" and factor != "table"):
+        if cell not in _GRID or dsa or (cell[1] == "atom" and factor != "table") or not _current_finetune(r):
             continue
-        k = (int(r["memory"]), cell, r["seed"])
+        its = memory_iterations(r)
+        if iterations is not None and its not in (None, iterations):
+            continue
+        k = (int(r["memory"]), cell, r["seed"], its)
         if k not in seen:
             seen.add(k)
             out.append(dict(r, _cell=cell))
@@ -987,6 +1009,40 @@ def avalanche_recommended_section(memory: int = 100) -> str:
             f"and {total} s of training and evaluation ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
 
 
+def avalanche_memory_quality_section() -> str:
+    """Memory-quality variants (``--memory-iterations``): per memory and strategy, the ATOM memory condensed with N
+    iterations against the grid's (the pinned count) and against the strategy's counterpart, paired by seed."""
+    found = _grid_records(iterations=None)
+    recs = found[2] if found else []
+    variants = sorted({(int(r["memory"]), r["_cell"][0], memory_iterations(r)) for r in recs
+                       if r["_cell"][1] == "atom" and memory_iterations(r) not in (None, _PINNED_ITERATIONS)})
+    if not variants:
+        return ("_not yet measured: run `OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu "
+                "--memories 100 --strategies er_ace+ft --memory-kinds atom --memory-iterations 1000 --cache-dir "
+                "runs/avalanche-memories`_")
+
+    def runs(memory, cell, its):
+        return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell
+                and memory_iterations(r) in ((None, its) if cell[1] != "atom" else (its,))}
+
+    rows, used = [], []
+    for memory, strategy, its in variants:
+        var, pinned = runs(memory, (strategy, "atom"), its), runs(memory, (strategy, "atom"), _PINNED_ITERATIONS)
+        ref = _counterpart([r for r in recs if memory_iterations(r) is None], memory, strategy)
+        vs_ref = _paired_text(var, runs(memory, (strategy, ref), None))[1] if ref else "not yet measured"
+        rows.append([str(memory), strategy, str(its), mean_std([r["final_avg_accuracy"] for r in var.values()]),
+                     mean_std([r["final_avg_accuracy"] for r in pinned.values()]) if pinned else "—",
+                     _paired_text(var, pinned)[1], f"{vs_ref} ({ref})" if ref else vs_ref,
+                     mean_std([r["condense_seconds"] for r in var.values()], 0)])
+        used += list(var.values())
+    table = markdown_table(["memory", "strategy", "condensation iterations", "ATOM (%)",
+                            f"ATOM, {_PINNED_ITERATIONS} iterations (%)",
+                            f"− {_PINNED_ITERATIONS} iterations (points, paired)",
+                            "− counterpart (points, paired)", "condensation (s)"], rows)
+    return (f"{found[1]}From `benchmarks/results/{found[0]}` (the grid's settings otherwise: factor table, no memory "
+            f"DSA, the recipe's fine-tune):\n\n{table}\n\n{provenance(used)}")
+
+
 def avalanche_finetune_choice_section() -> str:
     """The balanced fine-tune's candidates on the validation split (``--choose-finetune``): validation accuracy per
     (epochs, lr) and memory kind, their mean, and the choice (the best mean)."""
@@ -1166,6 +1222,7 @@ SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": spe
             "continual_learning": continual_learning_line, "nas": nas_line,
             "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
             "avalanche_finetune_choice": avalanche_finetune_choice_section,
+            "avalanche_memory_quality": avalanche_memory_quality_section,
             "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line,
             "budget_curve": budget_curve_section, "quality_levers": quality_levers_section}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")

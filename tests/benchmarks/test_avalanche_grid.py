@@ -75,7 +75,31 @@ def test_a_run_without_replay_is_refused_before_any_work(grid, fm_root, tmp_path
         grid.main(["--quick", "--data-root", str(fm_root), "--strategies", "der", "--memory-dsa",
                    "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2 and "--memory-dsa" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the memory-quality variant exists for the pinned CPU grid only
+        grid.main(["--quick", "--data-root", str(fm_root), "--strategies", "er_ace+ft", "--memory-iterations", "50",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memory-iterations 50" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_memory_iterations_is_a_recorded_variant_with_its_own_resume_key(grid, tmp_path, capsys):
+    out = tmp_path / "cpu.json"
+    argv = ["--budget", "cpu", "--memories", "100", "--seeds", "0", "--strategies", "er_ace+ft", "--memory-kinds",
+            "atom", "--out", str(out), "--plan"]
+    grid.main(argv)
+    pinned = capsys.readouterr().out
+    grid.main(argv + ["--memory-iterations", "1000"])
+    longer = capsys.readouterr().out
+    assert "1 runs left" in pinned and "1 runs left" in longer
+    minutes = [float(text.split("~")[1].split("min")[0]) for text in (pinned, longer)]
+    assert minutes[1] > minutes[0] + 4 * grid.EST_SECONDS["atom"][0] / 60 * 0.99  # condensation: 5x the iterations
+    default = grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None), grid.GRID_PER_IPC)
+    assert grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None, iterations=200), grid.GRID_PER_IPC) == default
+    assert grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None, iterations=1000), grid.GRID_PER_IPC) != default
+    rec = dict(benchmark=grid.BENCHMARK, method="er_ace+ft-atom", budget="cpu")
+    assert grid.memory_iterations(rec) == 200  # a record from before the variant: the pinned count
+    assert grid.memory_iterations(dict(rec, condense_config=dict(grid.GRID_CONDENSE, iterations=1000))) == 1000
+    assert grid.memory_iterations(dict(rec, method="er_ace+ft-herding")) is None
 
 
 def test_choose_finetune_uses_a_validation_split_of_the_training_experiences(grid, fm_root, tmp_path):

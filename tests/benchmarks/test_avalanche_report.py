@@ -64,8 +64,10 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
                                                                                           monkeypatch):
     import json
 
+    from atom_plugin.integrations.avalanche.comparison import CPU_RECIPE
     from atom_plugin.integrations.avalanche.methods import GRID, cell_method
 
+    ft = dict(finetune_epochs=CPU_RECIPE.finetune_epochs, finetune_lr=CPU_RECIPE.finetune_lr)
     base = {"random": 70.0, "herding": 72.0, "atom": 76.0}
     bonus = {"er_ace+ft": 5.0, "der": 1.0}
     recs = []
@@ -76,9 +78,15 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
                              memory_kind=kind, memory=100, seed=seed, budget="cpu", device="cpu",
                              memory_factor="table", memory_dsa=False, final_avg_accuracy=acc, avg_forgetting=1.0,
                              condense_seconds=400.0 if kind == "atom" else 0.0, train_seconds=600.0,
-                             train_seconds_without_condensation=200.0, finetune_epochs=30, finetune_lr=0.005,
-                             batch_size_mem=64, date="2026-12-06", command="python benchmarks/avalanche_replay.py"))
-    (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps(recs))
+                             train_seconds_without_condensation=200.0, batch_size_mem=64, date="2026-12-06",
+                             command="python benchmarks/avalanche_replay.py", **ft))
+    # out of the grid: a fine-tuned run of a former fine-tune choice, an ATOM memory of another iteration count
+    stale = dict(recs[0], strategy="er_ace+ft", method="er_ace+ft-herding", memory_kind="herding", seed=0,
+                 final_avg_accuracy=99.0, finetune_epochs=ft["finetune_epochs"] + 1)
+    longer = [dict(r, final_avg_accuracy=r["final_avg_accuracy"] + 1.0 + r["seed"],
+                   condense_config=dict(report.GRID_CONDENSE, iterations=1000), condense_seconds=2000.0)
+              for r in recs if (r["strategy"], r["memory_kind"]) == ("er_ace+ft", "atom")]
+    (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([stale, *longer, *recs]))
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     monkeypatch.setattr(report, "DRAW", False)
     grid = report.avalanche_grid_section()
@@ -92,8 +100,14 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
     rec = report.avalanche_recommended_section()
     assert "**Use an `ATOMBuffer` with er_ace+ft**" in rec and "81.50 ± 0.50 % over 3 seeds" in rec
     assert "+4.50 ± 0.50 (3 seeds) points over its counterpart (herding" in rec and "400 ± 0 s of condensation" in rec
-    assert ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size=100, batch_size_mem=64, "
-            "plugins=[BalancedFineTunePlugin(30, 0.005)])\nuse_atom_memory(strategy, ATOMBuffer(100))") in rec
+    assert ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size=100, batch_size_mem=64, plugins=["
+            f"BalancedFineTunePlugin({ft['finetune_epochs']}, {ft['finetune_lr']})])\n"
+            "use_atom_memory(strategy, ATOMBuffer(100))") in rec
+    # the 1000-iteration memories: +1, +2, +3 over the pinned ones, +5, +6.5, +8 over herding, paired by seed
+    quality = report.avalanche_memory_quality_section()
+    assert ("| 100 | er_ace+ft | 1000 | 83.50 ± 1.50 | 81.50 ± 0.50 | +2.00 ± 1.00 (3 seeds) | "
+            "+6.50 ± 1.50 (3 seeds) (herding) | 2000 ± 0 |") in quality
+    assert quality.count("\n| 100 |") == 1  # one variant row
     (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([r for r in recs if r["strategy"] != "der"]))
     assert "missing ATOM cells: der" in report.avalanche_recommended_section()
 
