@@ -1065,7 +1065,27 @@ def avalanche_finetune_choice_section() -> str:
                      f"**{mean}** (chosen)" if chosen else mean])
     table = markdown_table(["epochs", "lr", *(f"{k} memory, val. %" for k in kinds), "mean"], rows)
     return (f"From `benchmarks/results/{path.name}` ({done.get('rule', '')}):\n\n{table}\n\n"
-            f"{provenance([done])}")
+            f"{_choice_position(done)}{provenance([done])}")
+
+
+def _choice_position(done: dict) -> str:
+    """Where the choice lies among the measured candidates: on an edge of the (epochs, lr) grid (a wider grid may
+    choose otherwise) or inside it; and the spread of the candidates' means."""
+    choice = done.get("choice") or {}
+    if not choice:
+        return ""
+    epochs = sorted({c["epochs"] for c in done["candidates"]})
+    lrs = sorted({c["lr"] for c in done["candidates"]})
+    edges = [name for name, value, axis in (("epochs", choice["epochs"], epochs), ("lr", choice["lr"], lrs))
+             if len(axis) > 1 and value in (axis[0], axis[-1])]
+    by = {}
+    for c in done["candidates"]:
+        by.setdefault((c["epochs"], c["lr"]), []).append(c["val_accuracy"])
+    means = [statistics.mean(v) for v in by.values()]
+    where = (f"on the edge of the candidates in {' and '.join(edges)}" if edges
+             else "inside the candidates (neither the fewest or most epochs nor the lowest or highest lr)")
+    return (f"The choice ({choice['epochs']} epochs, lr {choice['lr']}) lies {where}; the candidates' means span "
+            f"{min(means):.2f}–{max(means):.2f} % (one seed, one validation split).\n\n")
 
 
 # -- the budget curve (quality issue 25): the default and dm as the condensation budget grows -----------------------

@@ -121,3 +121,15 @@ def test_training_seconds_do_not_subtract_a_cached_memorys_condensation(load_ben
     assert report._training_seconds(dict(base, train_seconds=230.0, cached_updates=0)) == 80.0
     assert report._training_seconds(dict(base, cached_updates=2)) is None
     assert report._training_seconds(dict(base, cached_updates=5, condense_seconds_spent=10.0)) == 70.0
+
+
+def test_finetune_choice_says_whether_it_lies_on_the_edge_of_the_candidates(report):
+    def cand(epochs, lr, acc):
+        return dict(epochs=epochs, lr=lr, memory_kind="atom", val_accuracy=acc)
+
+    grid = [cand(e, lr, 70.0) for e in (10, 30, 60) for lr in (0.001, 0.002, 0.005)]
+    inside = report._choice_position(dict(candidates=grid, choice=dict(epochs=30, lr=0.002)))
+    assert "lies inside the candidates" in inside and "span 70.00–70.00 %" in inside
+    corner = report._choice_position(dict(candidates=grid + [cand(60, 0.005, 72.5)], choice=dict(epochs=60, lr=0.005)))
+    assert "on the edge of the candidates in epochs and lr" in corner and "70.00–71.25 %" in corner
+    assert report._choice_position(dict(candidates=grid)) == ""
