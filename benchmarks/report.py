@@ -1083,7 +1083,7 @@ def _choice_position(done: dict) -> str:
         by.setdefault((c["epochs"], c["lr"]), []).append(c["val_accuracy"])
     means = [statistics.mean(v) for v in by.values()]
     where = (f"on the edge of the candidates in {' and '.join(edges)}" if edges
-             else "inside the candidates (neither the fewest or most epochs nor the lowest or highest lr)")
+             else "inside the candidates (not at their fewest or most epochs, nor at their lowest or highest lr)")
     return (f"The choice ({choice['epochs']} epochs, lr {choice['lr']}) lies {where}; the candidates' means span "
             f"{min(means):.2f}–{max(means):.2f} % (one seed, one validation split).\n\n")
 
