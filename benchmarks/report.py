@@ -1025,6 +1025,10 @@ def avalanche_memory_quality_section() -> str:
         return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell
                 and memory_iterations(r) in ((None, its) if cell[1] != "atom" else (its,))}
 
+    def wins(a, b):  # the README's rule: the paired mean above twice its paired std
+        d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in sorted(set(a) & set(b))]
+        return "—" if len(d) < 2 else "**yes**" if statistics.mean(d) > 2 * statistics.stdev(d) else "no"
+
     rows, used = [], []
     for memory, strategy, its in variants:
         var, pinned = runs(memory, (strategy, "atom"), its), runs(memory, (strategy, "atom"), _PINNED_ITERATIONS)
@@ -1032,12 +1036,12 @@ def avalanche_memory_quality_section() -> str:
         vs_ref = _paired_text(var, runs(memory, (strategy, ref), None))[1] if ref else "not yet measured"
         rows.append([str(memory), strategy, str(its), mean_std([r["final_avg_accuracy"] for r in var.values()]),
                      mean_std([r["final_avg_accuracy"] for r in pinned.values()]) if pinned else "—",
-                     _paired_text(var, pinned)[1], f"{vs_ref} ({ref})" if ref else vs_ref,
+                     _paired_text(var, pinned)[1], wins(var, pinned), f"{vs_ref} ({ref})" if ref else vs_ref,
                      mean_std([r["condense_seconds"] for r in var.values()], 0)])
         used += list(var.values())
     table = markdown_table(["memory", "strategy", "condensation iterations", "ATOM (%)",
                             f"ATOM, {_PINNED_ITERATIONS} iterations (%)",
-                            f"− {_PINNED_ITERATIONS} iterations (points, paired)",
+                            f"− {_PINNED_ITERATIONS} iterations (points, paired)", "wins (Δ > 2 std)",
                             "− counterpart (points, paired)", "condensation (s)"], rows)
     return (f"{found[1]}From `benchmarks/results/{found[0]}` (the grid's settings otherwise: factor table, no memory "
             f"DSA, the recipe's fine-tune):\n\n{table}\n\n{provenance(used)}")
