@@ -823,12 +823,16 @@ def _by_seed(recs: list[dict], memory: int, cell: tuple) -> dict:
     return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell}
 
 
+def _paired_diffs(a: dict, b: dict) -> list[float]:
+    """a's accuracy minus b's per seed both have (``{seed: record}``), in seed order."""
+    return [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in sorted(set(a) & set(b))]
+
+
 def _paired_text(a: dict, b: dict) -> tuple[float | None, str]:
     """(mean, text) of a's accuracy minus b's over the seeds both have (``{seed: record}``)."""
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
+    d = _paired_diffs(a, b)
+    if not d:
         return None, "not yet measured"
-    d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in seeds]
     spread = f" ± {statistics.stdev(d):.2f}" if len(d) > 1 else ""
     return statistics.mean(d), f"{statistics.mean(d):+.2f}{spread} ({len(d)} seed{'s' if len(d) > 1 else ''})"
 
@@ -1026,7 +1030,7 @@ def avalanche_memory_quality_section() -> str:
                 and memory_iterations(r) in ((None, its) if cell[1] != "atom" else (its,))}
 
     def wins(a, b):  # the README's rule: the paired mean above twice its paired std
-        d = [a[s]["final_avg_accuracy"] - b[s]["final_avg_accuracy"] for s in sorted(set(a) & set(b))]
+        d = _paired_diffs(a, b)
         return "—" if len(d) < 2 else "**yes**" if statistics.mean(d) > 2 * statistics.stdev(d) else "no"
 
     rows, used = [], []
