@@ -20,8 +20,10 @@ CHECKPOINT_VERSION = 2
 
 
 def save_checkpoint(path: Path, matcher, run_meta: dict, state: CondenseState) -> None:
-    """Write ``matcher.state_tensors()`` and the run metadata (with the iteration and loss history) atomically."""
-    meta = dict(run_meta, iteration=state.iteration, history=state.history)
+    """Write ``matcher.state_tensors()`` and the run metadata (with the iteration, the loss history and ``seconds``,
+    the run's loop seconds so far across every process that worked on it) atomically."""
+    meta = dict(run_meta, iteration=state.iteration, history=state.history,
+                seconds=round(state.elapsed_before + state.elapsed, 3))
     write_tensors(path, matcher.state_tensors(), meta, kind=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
 
 

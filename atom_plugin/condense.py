@@ -110,7 +110,9 @@ def condense(
     matcher = matcher_class(mode)(data, cfg, run_classes, local_classes, dev, seed, init_images, compile=compile,
                                   device_memory_budget_mb=device_memory_budget_mb)
     state = CondenseState(iteration=0, iterations=cfg.iterations, config=cfg, classes=local_classes)
-    _resume(ckpt, resume, matcher, run_meta, state)
+    if start is not None:
+        run_meta["init"] = start  # kept in the checkpoints, so a resumed run still reports the herding start's cost
+    start = _resume(ckpt, resume, matcher, run_meta, state) or start
     # start
     for cb in callbacks:
         cb.on_condense_start(state)
@@ -187,21 +189,25 @@ def _whitened(data: ImageTensorDataset, cfg: ATOMConfig) -> ImageTensorDataset:
     return data._like(zca.transform(data.images), data.labels, zca=zca)
 
 
-def _resume(ckpt: Path | None, resume: bool, matcher, run_meta: dict, state: CondenseState) -> None:
-    """Load ``ckpt`` into ``matcher`` and ``state`` when resuming; else check it may be written (and is new)."""
+def _resume(ckpt: Path | None, resume: bool, matcher, run_meta: dict, state: CondenseState) -> dict | None:
+    """Load ``ckpt`` into ``matcher`` and ``state`` when resuming (returns the checkpoint's herding-start record, if
+    any); else check it may be written (and is new)."""
     if ckpt is None:
-        return
+        return None
     if ckpt.exists() and resume:
         tensors, meta = read_tensors(ckpt, kind=CHECKPOINT_FORMAT, max_version=CHECKPOINT_VERSION)
         check_same_run(ckpt, meta, run_meta)
         matcher.load_state_tensors(tensors)
         state.iteration = state.start_iteration = int(meta["iteration"])
         state.history = [tuple(h) for h in meta.get("history", [])]
+        state.elapsed_before = float(meta.get("seconds", 0.0))  # absent from checkpoints written before it was kept
+        return meta.get("init")
     elif ckpt.exists():
         raise OutputPathError(f"a checkpoint already exists at {str(ckpt)!r}; pass `resume=True` to continue it, "
                               "or choose another `checkpoint` to start over")
     else:
         ensure_writable_dir(ckpt.parent if str(ckpt.parent) else ".")
+    return None
 
 
 class _LossWindow:
@@ -258,15 +264,18 @@ class _LossWindow:
 
 def _provenance(data: ImageTensorDataset, run_meta: dict, matcher, state: CondenseState, mode: str,
                 start: dict | None = None) -> dict:
-    """The run's provenance dict (what :attr:`CondensedDataset.provenance` holds after :func:`condense`); with a
-    herding start (:func:`_start_images`' record) its cost as ``init``, outside ``seconds`` (the loop's)."""
+    """The run's provenance dict (what :attr:`CondensedDataset.provenance` holds after :func:`condense`): ``seconds``
+    is the loop's time over the whole run -- a resumed run adds ``seconds_before_resume``, what the checkpoint's
+    processes spent up to it, to this process's; with a herding start (:func:`_start_images`' record) its cost as
+    ``init``, outside ``seconds``."""
     cfg = matcher.cfg
     return dict(
         dataset=data.name, source_fingerprint=run_meta["source_fingerprint"], seed=run_meta["seed"],
         iterations=cfg.iterations, classes=run_meta["run_classes"], n_real_per_class=matcher.n_real,
         device=device_name(matcher.device), mode=mode, compiled=matcher.compiled,
-        real_pool="device" if matcher.real.on_device else "host (streamed)", seconds=round(state.elapsed, 3),
-        resumed_from=state.start_iteration or None, final_loss=state.loss, loss_history=state.history[-200:],
+        real_pool="device" if matcher.real.on_device else "host (streamed)",
+        seconds=round(state.elapsed_before + state.elapsed, 3), resumed_from=state.start_iteration or None,
+        seconds_before_resume=round(state.elapsed_before, 3) if state.start_iteration else None, final_loss=state.loss, loss_history=state.history[-200:],
         versions=library_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **({} if start is None else dict(init=start)),
     )

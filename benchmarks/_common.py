@@ -4,7 +4,8 @@
 - one results-file type, :class:`ResultsFile`: read, append a record with its provenance (device, versions, date,
   the command with paths inside the repository made relative to it), skip what is done (a resume key);
 - the per-candidate caches: :class:`CandidateCache` (one JSON object per measured candidate) and
-  :func:`cached_set` (a condensed or selected set on disk);
+  :func:`cached_set` (a condensed or selected set on disk), whose condensation checkpoints and resumes
+  (:func:`resumable`);
 - :func:`portable`: absolute paths inside a repository made relative (data roots such as /usr/share/datasets stay
   as given); :data:`MACHINE_PATH` finds the ones left;
 - :func:`pyplot` (the matplotlib guard), :func:`provenance` (the one provenance line of a table), :func:`mean_std`;
@@ -163,9 +164,28 @@ class CandidateCache:
             f.flush()
 
 
+#: Iterations between the checkpoints of a benchmark's condensation: a killed run loses at most this many.
+CHECKPOINT_EVERY = 25
+
+
+def checkpoint_path(path: Path) -> Path:
+    """Where the condensation making the cached set ``path`` checkpoints: ``<stem>.ckpt.safetensors`` beside it."""
+    return path.with_name(f"{path.stem}.ckpt.safetensors")
+
+
+def resumable(path: Path) -> dict:
+    """The :func:`atom_plugin.condense` keywords that checkpoint the run making the cached set ``path`` every
+    :data:`CHECKPOINT_EVERY` iterations and continue it after an interruption (the core's resume: bit-exact on
+    CPU; the set's provenance then counts the interrupted process's loop seconds up to its checkpoint)."""
+    return dict(checkpoint=checkpoint_path(path), checkpoint_every=CHECKPOINT_EVERY, resume=True)
+
+
 def cached_set(path: Path, make: Callable[[], CondensedDataset], device=None) -> tuple[CondensedDataset, float]:
-    """The set saved at ``path``, or ``make()``'s (timed, saved there): (set, seconds it took to make, also kept in
-    its provenance as ``seconds``). ``device``: a CUDA device is synchronised before the clock stops."""
+    """The set saved at ``path``, or ``make()``'s (timed, saved there, its checkpoint removed): (set, seconds it
+    took to make, also kept in its provenance as ``seconds``). A ``make`` that condenses with
+    ``**resumable(path)`` continues an interrupted run; the seconds then add the loop seconds its checkpoint holds
+    (``seconds_before_resume``) to this process's. ``device``: a CUDA device is synchronised before the clock
+    stops."""
     if path.exists():
         s = CondensedDataset.load(path)
         return s, float(s.provenance.get("seconds", 0.0))
@@ -173,10 +193,12 @@ def cached_set(path: Path, make: Callable[[], CondensedDataset], device=None) ->
         s = make()
         if device is not None and torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
-    s.provenance["seconds"] = round(t.seconds, 2)
+    seconds = t.seconds + float(s.provenance.get("seconds_before_resume") or 0.0)
+    s.provenance["seconds"] = round(seconds, 2)
     path.parent.mkdir(parents=True, exist_ok=True)
     s.save(path)
-    return s, t.seconds
+    checkpoint_path(path).unlink(missing_ok=True)
+    return s, seconds
 
 
 # -- reporting helpers ---------------------------------------------------------------------------------------------

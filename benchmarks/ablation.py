@@ -5,7 +5,8 @@ validation images (stratified, seed 0). Each setting is one point of the loss (w
 power, layers), and from round 4 on also a multi-formation factor and the matching networks (random or a
 trained pool); everything else is fixed. Results are appended to benchmarks/results/ablation_fmnist.json
 (a rerun skips settings already measured with the same budget); docs/ablation.md is generated from them by
-benchmarks/report.py.
+benchmarks/report.py. Condensed sets are cached under --cache-dir, named by the setting and a digest of the
+resolved config, and a killed condensation continues from its checkpoint there (every 25 iterations).
 
     python benchmarks/ablation.py --data-root /usr/share/datasets/fashion-mnist --round 1 \
         --iterations 200 --eval-epochs 300 --num-models 3 --compile
@@ -13,8 +14,12 @@ benchmarks/report.py.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+from pathlib import Path
 
-from _common import ResultsFile, Timer, add_budget_args, add_out_arg, fashion_mnist, log, set_threads
+from _common import (ResultsFile, Timer, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resumable,
+                     set_threads)
 
 from atom_plugin import ATOMConfig, condense, evaluate, herding_subset, random_subset
 from atom_plugin import device_name, resolve_device
@@ -121,6 +126,14 @@ def legacy(r: dict) -> dict:
     return dict(LEVER_DEFAULTS) if r.get("iterations") else {}
 
 
+def cache_path(cache: Path, name: str, cfg: ATOMConfig, seed: int, val_size: int) -> Path:
+    """Where setting ``name``'s condensed set is cached: the name, IPC and iterations for the eye, and a digest of
+    everything that makes the set (the resolved config, the seed, the validation split's size) for safety."""
+    made_by = json.dumps(dict(config=cfg.to_dict(), seed=seed, val_size=val_size), sort_keys=True)
+    digest = hashlib.sha1(made_by.encode()).hexdigest()[:12]
+    return cache / f"{name}-ipc{cfg.ipc}-it{cfg.iterations}-{digest}.safetensors"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--round", type=int, default=1, choices=sorted(ROUNDS))
@@ -131,6 +144,7 @@ def main() -> None:
                     "network (round 9 on; 1 = the herding start's)")
     ap.add_argument("--val-size", type=int, default=VAL_SIZE, help=f"validation images held out ({VAL_SIZE}; smaller "
                     "only for smoke runs on tiny data)")
+    ap.add_argument("--cache-dir", default="runs/ablation-fmnist", help="condensed sets and their checkpoints")
     add_out_arg(ap, "ablation_fmnist.json")
     args = ap.parse_args()
     set_threads()
@@ -152,34 +166,39 @@ def main() -> None:
                              num_models=args.num_models, seed=args.seed, device=device_name(dev))):
             log(f"skip {name}: already measured")
             continue
-        with Timer() as tc:
-            if name == "herding":  # the herding coreset (ConvNet-3 trained --herding-epochs epochs)
-                syn = herding_subset(train, args.ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
-                fields = dict(method="herding", iterations=0, batch_real=0, factor=1, networks=None,
-                              herding_epochs=args.herding_epochs)
-            elif loss is None:  # the random-subset baselines (plain, or tiled at factor 2)
-                factor = 2 if name == "tiled-random" else 1
-                syn = random_subset(train, args.ipc, seed=args.seed, factor=factor)
-                fields = dict(method=syn.method, iterations=0, batch_real=0, factor=factor, networks=None)
-            else:
-                loss = dict(PUBLISHED_DEFAULTS._asdict(), **loss)  # a setting names what it changes from DM's
-                cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
-                                 **loss)
-                syn = condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
-                kind = "dm" if loss["w_spatial"] == loss["w_channel"] == 0 else \
-                    "datadam" if loss["w_channel"] == 0 else "atom"
-                fields = dict(method=kind, iterations=args.iterations, batch_real=args.batch_real,
-                              **dict(levers, **{k: (list(v) if k == "layers" else v) for k, v in loss.items()}),
-                              final_loss=syn.provenance["final_loss"],
-                              **({"init_seconds": syn.provenance["init"]["seconds"]} if "init" in syn.provenance
-                                 else {}))
+        if loss is None:  # the selection baselines: seconds
+            with Timer() as tc:
+                if name == "herding":  # the herding coreset (ConvNet-3 trained --herding-epochs epochs)
+                    syn = herding_subset(train, args.ipc, seed=args.seed, feature_epochs=args.herding_epochs,
+                                         device=dev)
+                    fields = dict(method="herding", iterations=0, batch_real=0, factor=1, networks=None,
+                                  herding_epochs=args.herding_epochs)
+                else:  # the random-subset baselines (plain, or tiled at factor 2)
+                    factor = 2 if name == "tiled-random" else 1
+                    syn = random_subset(train, args.ipc, seed=args.seed, factor=factor)
+                    fields = dict(method=syn.method, iterations=0, batch_real=0, factor=factor, networks=None)
+            seconds = tc.seconds
+        else:
+            loss = dict(PUBLISHED_DEFAULTS._asdict(), **loss)  # a setting names what it changes from DM's
+            cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
+                             **loss)
+            path = cache_path(Path(args.cache_dir), name, cfg, args.seed, len(val))
+            syn, seconds = cached_set(path, lambda: condense(train, cfg, device=dev, seed=args.seed,
+                                                             compile=args.compile, **resumable(path)), dev)
+            kind = "dm" if loss["w_spatial"] == loss["w_channel"] == 0 else \
+                "datadam" if loss["w_channel"] == 0 else "atom"
+            fields = dict(method=kind, iterations=args.iterations, batch_real=args.batch_real,
+                          **dict(levers, **{k: (list(v) if k == "layers" else v) for k, v in loss.items()}),
+                          final_loss=syn.provenance["final_loss"],
+                          **({"init_seconds": syn.provenance["init"]["seconds"]} if "init" in syn.provenance
+                             else {}))
         res = evaluate(syn, val, num_models=args.num_models, epochs=args.eval_epochs, device=dev, seed=args.seed,
                        compile=args.compile)
         rec = results.append(dict(benchmark="ablation", dataset="fashion-mnist", split="validation", setting=name,
                                   round=args.round, ipc=args.ipc, val_size=len(val), seed=args.seed,
-                                  condense_seconds=round(tc.seconds, 1), **fields, **res.to_record()), dev)
+                                  condense_seconds=round(seconds, 1), **fields, **res.to_record()), dev)
         log(f"{name:>20}: {rec['accuracy_mean']:.2f} ± {rec['accuracy_std']:.2f} % "
-            f"(condense {tc.seconds:.0f} s, eval {res.seconds:.0f} s)")
+            f"(condense {seconds:.0f} s, eval {res.seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import ResultsFile, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resume_key, set_threads
+from _common import (ResultsFile, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resumable, resume_key,
+                     set_threads)
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
 from atom_plugin.config import INITS, NETWORKS, PUBLISHED_DEFAULTS, REAL_BATCHES, preset_defaults
@@ -91,7 +92,8 @@ def key_of(r: dict) -> tuple:
 
 
 def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[CondensedDataset, float]:
-    """Condense or select one set (cached on disk); returns it and the seconds it took (0 when cached)."""
+    """Condense or select one set (cached on disk; an interrupted condensation continues from its checkpoint);
+    returns it and the seconds it took (as recorded when it was made, for a cached one)."""
     condensed = method in CONDENSED
     factor, networks = parametrisation(method, ipc, args)
     pool = pool_fields(networks, args) if condensed else {}
@@ -101,6 +103,7 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
         ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}") + lever_tag(levers)  # non-defaults only
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
+    path = cache / f"{tag}.safetensors"
 
     def make() -> CondensedDataset:
         if method in ("random", "tiled-random"):
@@ -109,9 +112,9 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
             return herding_subset(train, ipc, seed=args.seed, feature_epochs=args.herding_epochs, device=dev)
         cfg = ATOMConfig(preset=method, ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
                          factor=factor, networks=networks, lr_images=lr, **pool, **levers)
-        return condense(train, cfg, device=dev, seed=args.seed, compile=args.compile)
+        return condense(train, cfg, device=dev, seed=args.seed, compile=args.compile, **resumable(path))
 
-    return cached_set(cache / f"{tag}.safetensors", make, dev)
+    return cached_set(path, make, dev)
 
 
 def main() -> None:

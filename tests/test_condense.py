@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from atom_plugin import ATOMConfig, CondenseCallback, condense, recondense
+from atom_plugin._safeio import read_tensors
+from atom_plugin.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from atom_plugin.matcher import Matcher
 from atom_plugin.errors import (CondensedFileError, ConfigError, DataError, NonFiniteImagesError, NonFiniteLossError,
                                 OutputPathError)
@@ -70,10 +72,16 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, callbacks=[Stop()])
     assert ckpt.exists()
+    before = read_tensors(ckpt, kind=CHECKPOINT_FORMAT, max_version=CHECKPOINT_VERSION)[1]["seconds"]  # the loop seconds of iterations 0-2
+    assert before > 0
     with pytest.raises(OutputPathError, match="`resume=True`"):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt)
     resumed = condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, resume=True)
     assert resumed.provenance["resumed_from"] == 3
+    # the run's cost counts the interrupted process's loop too (the interrupted one's work after its checkpoint: lost)
+    assert resumed.provenance["seconds_before_resume"] == before
+    assert resumed.provenance["seconds"] > before
+    assert full.provenance["seconds_before_resume"] is None
     assert torch.equal(resumed.images, full.images)  # bit-exact on CPU
     with pytest.raises(CondensedFileError, match="different run"):
         condense(digits, cfg, device="cpu", seed=2, checkpoint=ckpt, resume=True)

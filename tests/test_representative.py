@@ -45,6 +45,15 @@ def test_herding_init_at_factor_1_starts_from_exactly_the_herding_subset(digits)
     assert not torch.equal(plain.images, out.images) and "init" not in plain.provenance
 
 
+def test_a_resumed_herding_start_keeps_its_cost_in_the_provenance(digits, tmp_path):
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=2, init="herding", **SMALL)
+    ckpt = tmp_path / "c.safetensors"
+    first = condense(digits, cfg, device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt)
+    resumed = condense(digits, cfg.replace(iterations=3), device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt,
+                       resume=True)  # the herding selection is not redone (the checkpoint holds the images)
+    assert resumed.provenance["resumed_from"] == 2 and resumed.provenance["init"] == first.provenance["init"]
+
+
 def test_representative_batch_is_the_pool_samples_nearest_the_centres_of_the_iterations_network(digits):
     m = _matcher(digits, ATOMConfig(preset="dm", ipc=1, iterations=9, dsa=False, **REP), run=(2, 5))
     seen = []

@@ -1,10 +1,12 @@
 """benchmarks/_common.py, the benchmark toolkit: one results-file type (append with provenance, resume keys with
-older records' missing fields filled, no duplicates), the per-candidate cache, and the one provenance line."""
+older records' missing fields filled, no duplicates), the per-candidate cache, the cached sets whose condensation
+resumes after a kill, and the one provenance line."""
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,27 @@ def test_provenance_is_one_line_naming_the_shared_arguments_and_those_that_diffe
 def test_mean_std(common):
     assert common.mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"
     assert common.mean_std([70.0]) == "70.00" and common.mean_std([]) == ""
+
+
+def test_a_cached_condensation_killed_midway_continues_from_its_checkpoint(common, digits, tmp_path, monkeypatch):
+    from atom_plugin import ATOMConfig, CondenseCallback, condense
+
+    class Kill(CondenseCallback):
+        def on_checkpoint(self, state, path):
+            raise KeyboardInterrupt  # the first checkpoint (iteration 3) is written, then the process dies
+
+    monkeypatch.setattr(common, "CHECKPOINT_EVERY", 3)
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=6, width=16, batch_real=8, factor=1, networks="random")
+    path = tmp_path / "set.safetensors"
+    run = lambda *cbs: condense(digits, cfg, device="cpu", seed=0, classes=[0, 1], callbacks=cbs,  # noqa: E731
+                                **common.resumable(path))
+    with pytest.raises(KeyboardInterrupt):
+        common.cached_set(path, lambda: run(Kill()))
+    assert common.checkpoint_path(path).exists() and not path.exists()
+    s, seconds = common.cached_set(path, run)
+    assert s.provenance["resumed_from"] == 3 and s.provenance["seconds_before_resume"] > 0
+    assert seconds > s.provenance["seconds_before_resume"] and s.provenance["seconds"] == round(seconds, 2)
+    assert torch.equal(s.images, condense(digits, cfg, device="cpu", seed=0, classes=[0, 1]).images)  # bit-exact
+    assert not common.checkpoint_path(path).exists()  # done: the checkpoint goes
+    again, cached_seconds = common.cached_set(path, lambda: pytest.fail("a cached set is not made again"))
+    assert torch.equal(again.images, s.images) and cached_seconds == s.provenance["seconds"]

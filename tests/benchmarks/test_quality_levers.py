@@ -117,3 +117,18 @@ def test_protocol_rows_name_the_levers_and_the_default_stays_the_uniform_real_st
     assert "| random, representative batches, herding start |" in text
     assert "default − dm = +2.60 ± 0.10" in text  # the target reads the uniform, real-started set
     assert report._headline_cell(recs, "atom", 10, (200, 3, 300, "cpu"))["accuracy_mean"] == pytest.approx(83.1)
+
+
+def test_ablation_caches_each_condensed_setting_apart(load_benchmark, tmp_path):
+    mod = load_benchmark("ablation")
+    from atom_plugin import ATOMConfig
+
+    cfg = ATOMConfig(preset="atom", ipc=50, iterations=200, factor=1, init="herding")
+    path = mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 5000)
+    assert path.name.startswith("s10c10-p4-f1-herd-ipc50-it200-") and path.suffix == ".safetensors"
+    assert path == mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 5000)  # stable: a rerun finds it
+    others = [mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg.replace(init="real"), 0, 5000),
+              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg.replace(lr_images=0.3), 0, 5000),
+              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 1, 5000),
+              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 50)]
+    assert len({path, *others}) == 5  # no set is served to a run with other settings
