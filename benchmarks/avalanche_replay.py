@@ -33,10 +33,12 @@ samples (ER-ACE, DER) are refused (exit 2) when ``batch_size_mem`` exceeds the m
 Memory variants (recorded, part of the resume key, one table each): ``--memory-factor`` (``table``, the default:
 the ATOM memories' multi-formation factor per the core's per-IPC table at each class's share; or a fixed factor,
 e.g. 1 for plain images) and ``--memory-dsa`` (DSA on memory samples, for every method with a memory). Records
-written before these options existed count as factor 1 without memory DSA. ``--memory-iterations N`` (CPU budget)
-condenses the ATOM memories with N iterations instead of the pinned 200: a memory-quality variant, recorded in
-``condense_config`` and ``condense_pin`` (so in the resume key and the memory cache's key), kept out of the grid's
-tables and compared with the pinned memory, paired by seed, in the ``avalanche_memory_quality`` slot.
+written before these options existed count as factor 1 without memory DSA. ``--memory-iterations N``,
+``--memory-batch-real N`` and ``--memory-width N`` (CPU budget) condense the ATOM memories with N iterations, N real
+images per class per iteration or matching networks N channels wide instead of the pinned 200, 32 and 32: a
+memory-quality variant, recorded in ``condense_config`` and ``condense_pin`` (so in the resume key and the memory
+cache's key), kept out of the grid's tables and compared with the pinned memory, paired by seed, in the
+``avalanche_memory_quality`` slot.
 
 Records (``benchmarks/results/avalanche_splitfmnist.json``; ``--budget cpu`` and ``--quick`` runs go to
 ``..._cpu.json`` and ``..._quick.json`` and carry ``budget: "cpu"`` / ``"quick"``): benchmark ("SplitFMNIST-5"),
@@ -114,12 +116,34 @@ def legacy_pin(r: dict) -> str | None:
     return condense_pin(dict(GRID_CONDENSE, factor=None if mf == "table" else int(mf)), GRID_PER_IPC)
 
 
-def memory_iterations(r: dict) -> int | None:
-    """Condensation iterations of a record's ATOM memory (its ``condense_config``; CPU records written before it was
-    recorded: the pinned :data:`GRID_CONDENSE`'s); None for a real-sample memory or another budget's record."""
+#: The condensation settings a memory-quality variant may change from :data:`GRID_CONDENSE`, with their flags.
+QUALITY_FLAGS = {"iterations": "--memory-iterations", "batch_real": "--memory-batch-real", "width": "--memory-width"}
+
+
+def memory_condense(r: dict) -> tuple[tuple[str, int], ...] | None:
+    """What a record's ATOM memory changed from the pinned :data:`GRID_CONDENSE` among :data:`QUALITY_FLAGS`' fields,
+    as ``(field, value)`` pairs in that order: ``()`` for the grid's own memory (CPU records written before
+    ``condense_config`` was recorded included); None for a real-sample memory or another budget's record."""
     if r.get("budget") != "cpu" or cell_of(r)[1] != "atom":
         return None
-    return int((r.get("condense_config") or GRID_CONDENSE)["iterations"])
+    cfg = r.get("condense_config") or GRID_CONDENSE
+    return tuple((f, int(cfg[f])) for f in QUALITY_FLAGS if cfg.get(f, GRID_CONDENSE[f]) != GRID_CONDENSE[f])
+
+
+def condense_label(changes: tuple[tuple[str, int], ...]) -> str:
+    """``"iterations 1000, width 64"`` (``"pinned"`` for ``()``)."""
+    return ", ".join(f"{f} {v}" for f, v in changes) or "pinned"
+
+
+def condense_cost_ratio(changes: tuple[tuple[str, int], ...]) -> float:
+    """The condensation's cost over the pinned one's, for ``--plan``: linear in the iterations; with a larger real
+    batch or a wider network an upper bound -- x batch_real ratio (the real images' share grows with it, the
+    synthetic one does not) and x width ratio squared (a ConvNet's conv FLOPs grow with width² past its first
+    layer)."""
+    c = dict(changes)
+    return (c.get("iterations", GRID_CONDENSE["iterations"]) / GRID_CONDENSE["iterations"]
+            * c.get("batch_real", GRID_CONDENSE["batch_real"]) / GRID_CONDENSE["batch_real"]
+            * (c.get("width", GRID_CONDENSE["width"]) / GRID_CONDENSE["width"]) ** 2)
 
 
 def condense_pin(config: dict, table: list) -> str:
@@ -127,10 +151,9 @@ def condense_pin(config: dict, table: list) -> str:
     return hashlib.sha256(json.dumps([config, table], sort_keys=True).encode()).hexdigest()[:8]
 
 
-def estimate_seconds(method: str, memory: int, first_atom: bool,
-                     iterations: int = GRID_CONDENSE["iterations"]) -> float:
-    """:data:`EST_SECONDS` of one run (linear in the memory between 100 and 500; an ATOM memory's condensation
-    linear in its ``iterations``, measured at the pinned 200)."""
+def estimate_seconds(method: str, memory: int, first_atom: bool, changes: tuple = ()) -> float:
+    """:data:`EST_SECONDS` of one run (linear in the memory between 100 and 500; an ATOM memory's condensation,
+    measured with the pinned settings, times :func:`condense_cost_ratio` of the variant's ``changes``)."""
     strategy, kind = cell_of(dict(method=method))
 
     def at(pair):
@@ -142,7 +165,7 @@ def estimate_seconds(method: str, memory: int, first_atom: bool,
         total += at(EST_SECONDS["herding"])
     if kind == "atom":
         total += at(EST_SECONDS["atom" if first_atom else "atom_cached"]) * (
-            iterations / GRID_CONDENSE["iterations"] if first_atom else 1)
+            condense_cost_ratio(changes) if first_atom else 1)
     if strategy in FINETUNED:
         total += at(EST_SECONDS["finetune"])
     return max(total, 1.0)
@@ -182,9 +205,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(the core's per-IPC table at each class's share; default) or a whole number (1 = plain images)")
     ap.add_argument("--memory-dsa", action="store_true", help="DSA on memory samples, for every method with a "
                     "memory (default off)")
-    ap.add_argument("--memory-iterations", type=int, default=None, help="condensation iterations of the ATOM "
-                    f"memories (--budget cpu; default the pinned {GRID_CONDENSE['iterations']}): a memory-quality "
-                    "variant, recorded and kept apart from the grid")
+    for field, flag in QUALITY_FLAGS.items():
+        ap.add_argument(flag, type=int, default=None, help=f"{field} of the ATOM memories' condensation (--budget "
+                        f"cpu; default the pinned {GRID_CONDENSE[field]}): a memory-quality variant, recorded and "
+                        "kept apart from the grid")
     ap.add_argument("--cache-dir", default=None, help="folder of condensed memories reused across strategies "
                     "(same seed, memory and experience; default: none)")
     ap.add_argument("--plan", action="store_true", help="print the runs left and their CPU-hour estimate; run nothing")
@@ -256,11 +280,15 @@ def main(argv=None) -> None:
             and (chosen["epochs"], chosen["lr"]) != (recipe.finetune_epochs, recipe.finetune_lr)):
         fail(f"{FINETUNE_CHOICE.name} chose finetune_epochs={chosen['epochs']}, finetune_lr={chosen['lr']} but "
              f"CPU_RECIPE has {recipe.finetune_epochs}, {recipe.finetune_lr}: set them in CPU_RECIPE first")
-    if args.memory_iterations is not None and (budget != "cpu" or args.memory_iterations < 1):
-        fail(f"--memory-iterations {args.memory_iterations}: give a whole number >= 1 with --budget cpu (the other "
-             "budgets condense with their recipe's condense_iterations)")
-    iterations = args.memory_iterations or GRID_CONDENSE["iterations"]
-    cfg_dict = dict(GRID_CONDENSE, factor=factor, iterations=iterations) if budget == "cpu" else None
+    changes = {}
+    for field, flag in QUALITY_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and (budget != "cpu" or value < 1):
+            fail(f"{flag} {value}: give a whole number >= 1 with --budget cpu (the other budgets condense with "
+                 "their recipe's settings)")
+        if value is not None and value != GRID_CONDENSE[field]:
+            changes[field] = value
+    cfg_dict = dict(GRID_CONDENSE, factor=factor, **changes) if budget == "cpu" else None
     table = GRID_PER_IPC if budget == "cpu" else None
     pin = condense_pin(cfg_dict, table) if budget == "cpu" else None
     var = dict(memory_factor=args.memory_factor, memory_dsa=args.memory_dsa)
@@ -268,7 +296,7 @@ def main(argv=None) -> None:
     if args.choose_finetune:
         return choose_finetune(args, budget, recipe, cfg_dict)
     if args.plan:
-        return plan(results, methods, memories, args.seeds, budget, dname, var, recipe, pin, iterations)
+        return plan(results, methods, memories, args.seeds, budget, dname, var, recipe, pin, tuple(changes.items()))
     set_threads()
     dev = resolve_device(args.device)
 
@@ -312,7 +340,7 @@ def main(argv=None) -> None:
                     f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")
 
 
-def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin, iterations) -> None:
+def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin, changes) -> None:
     """Print the runs not measured yet and their CPU-hour estimate (:func:`estimate_seconds`)."""
     total, n, first = 0.0, 0, set()
     for memory in memories:
@@ -325,7 +353,7 @@ def plan(results, methods, memories, seeds, budget, dname, var, recipe, pin, ite
                 is_first = cell_of(dict(method=method))[1] == "atom" and (seed, memory) not in first
                 if is_first:
                     first.add((seed, memory))
-                sec = estimate_seconds(method, memory, is_first, iterations)
+                sec = estimate_seconds(method, memory, is_first, changes)
                 total, n = total + sec, n + 1
                 print(f"{method:18s} memory {memory:4d} seed {seed}  ~{sec / 60:5.1f} min")
     print(f"{n} runs left, about {total / 3600:.1f} CPU-hours (one thread each; ATOM memories cached across "

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
-from avalanche_replay import FINETUNE_CHOICE, GRID_CONDENSE, GRID_TARGETS, SEEDS as GRID_SEEDS, memory_iterations
+from avalanche_replay import (FINETUNE_CHOICE, GRID_CONDENSE, GRID_TARGETS, QUALITY_FLAGS, SEEDS as GRID_SEEDS,
+                              condense_label, memory_condense)
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -454,7 +455,7 @@ def avalanche_section() -> str:
         return "_no results yet: run benchmarks/avalanche_replay.py_"
     path, label, recs = found
     recs = [r for r in recs if r.get("benchmark") == AVALANCHE and r["method"] in AVALANCHE_METHODS  # the grid: below
-            and memory_iterations(r) in (None, _PINNED_ITERATIONS)]  # memory-quality variants: their own slot
+            and memory_condense(r) in (None, ())]  # memory-quality variants: their own slot
     figure = _avalanche_figure(recs, path.with_suffix(".png").name)
     return f"{label}From `benchmarks/results/{path.name}`:\n\n{avalanche_markdown(recs, figure)}"
 
@@ -777,9 +778,6 @@ _GRID_RUN = ("`OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget 
              + " ".join(_STRATEGIES) + " --memory-kinds " + " ".join(_KINDS) + " --cache-dir runs/avalanche-memories`")
 
 
-_PINNED_ITERATIONS = GRID_CONDENSE["iterations"]  # the grid's ATOM memories; other counts: memory-quality variants
-
-
 def _current_finetune(r: dict) -> bool:
     """Whether a fine-tuned strategy's record used its budget's recipe's fine-tune (records of a former choice stay
     in the file, out of the tables); True for the other strategies."""
@@ -792,11 +790,11 @@ def _current_finetune(r: dict) -> bool:
                                                                                    recipe.finetune_lr)
 
 
-def _grid_records(iterations: int | None = _PINNED_ITERATIONS) -> tuple[str, str, list[dict]] | None:
+def _grid_records(variants: bool = False) -> tuple[str, str, list[dict]] | None:
     """(file name, budget label, records) of the grid: the default memory variant (ATOM memories at the per-IPC
     factor table, no memory DSA; real memories without memory DSA) with the recipe's fine-tune, one record per
-    (memory, cell, seed); CPU ATOM memories condensed with ``iterations`` (None: any count, one record per
-    (memory, cell, seed, iterations))."""
+    (memory, cell, seed); CPU ATOM memories condensed with the pinned settings, or with ``variants`` also the
+    memory-quality variants' (one record per (memory, cell, seed, :func:`memory_condense`))."""
     found = _best_file("avalanche_splitfmnist")
     if found is None:
         return None
@@ -809,10 +807,10 @@ def _grid_records(iterations: int | None = _PINNED_ITERATIONS) -> tuple[str, str
         factor, dsa = variant(r)
         if cell not in _GRID or dsa or (cell[1] == "atom" and factor != "table") or not _current_finetune(r):
             continue
-        its = memory_iterations(r)
-        if iterations is not None and its not in (None, iterations):
+        changes = memory_condense(r)
+        if not variants and changes:
             continue
-        k = (int(r["memory"]), cell, r["seed"], its)
+        k = (int(r["memory"]), cell, r["seed"], changes)
         if k not in seen:
             seen.add(k)
             out.append(dict(r, _cell=cell))
@@ -1014,39 +1012,41 @@ def avalanche_recommended_section(memory: int = 100) -> str:
 
 
 def avalanche_memory_quality_section() -> str:
-    """Memory-quality variants (``--memory-iterations``): per memory and strategy, the ATOM memory condensed with N
-    iterations against the grid's (the pinned count) and against the strategy's counterpart, paired by seed."""
-    found = _grid_records(iterations=None)
+    """Memory-quality variants (``--memory-iterations``, ``--memory-batch-real``, ``--memory-width``): per memory,
+    strategy and variant, the ATOM memory against the grid's (the pinned settings) and against the strategy's
+    counterpart, paired by seed."""
+    found = _grid_records(variants=True)
     recs = found[2] if found else []
-    variants = sorted({(int(r["memory"]), r["_cell"][0], memory_iterations(r)) for r in recs
-                       if r["_cell"][1] == "atom" and memory_iterations(r) not in (None, _PINNED_ITERATIONS)})
+    variants = sorted({(int(r["memory"]), r["_cell"][0], memory_condense(r)) for r in recs
+                       if r["_cell"][1] == "atom" and memory_condense(r)})
     if not variants:
         return ("_not yet measured: run `OMP_NUM_THREADS=1 python benchmarks/avalanche_replay.py --budget cpu "
                 "--memories 100 --strategies er_ace+ft --memory-kinds atom --memory-iterations 1000 --cache-dir "
                 "runs/avalanche-memories`_")
 
-    def runs(memory, cell, its):
+    def runs(memory, cell, changes):
         return {r["seed"]: r for r in recs if int(r["memory"]) == memory and r["_cell"] == cell
-                and memory_iterations(r) in ((None, its) if cell[1] != "atom" else (its,))}
+                and memory_condense(r) == (changes if cell[1] == "atom" else None)}
 
     def wins(a, b):  # the README's rule: the paired mean above twice its paired std
         d = _paired_diffs(a, b)
         return "—" if len(d) < 2 else "**yes**" if statistics.mean(d) > 2 * statistics.stdev(d) else "no"
 
     rows, used = [], []
-    for memory, strategy, its in variants:
-        var, pinned = runs(memory, (strategy, "atom"), its), runs(memory, (strategy, "atom"), _PINNED_ITERATIONS)
-        ref = _counterpart([r for r in recs if memory_iterations(r) is None], memory, strategy)
+    for memory, strategy, changes in variants:
+        var, pinned = runs(memory, (strategy, "atom"), changes), runs(memory, (strategy, "atom"), ())
+        ref = _counterpart([r for r in recs if memory_condense(r) is None], memory, strategy)
         vs_ref = _paired_text(var, runs(memory, (strategy, ref), None))[1] if ref else "not yet measured"
-        rows.append([str(memory), strategy, str(its), mean_std([r["final_avg_accuracy"] for r in var.values()]),
+        rows.append([str(memory), strategy, condense_label(changes),
+                     mean_std([r["final_avg_accuracy"] for r in var.values()]),
                      mean_std([r["final_avg_accuracy"] for r in pinned.values()]) if pinned else "—",
                      _paired_text(var, pinned)[1], wins(var, pinned), f"{vs_ref} ({ref})" if ref else vs_ref,
                      mean_std([r["condense_seconds"] for r in var.values()], 0)])
         used += list(var.values())
-    table = markdown_table(["memory", "strategy", "condensation iterations", "ATOM (%)",
-                            f"ATOM, {_PINNED_ITERATIONS} iterations (%)",
-                            f"− {_PINNED_ITERATIONS} iterations (points, paired)", "wins (Δ > 2 std)",
-                            "− counterpart (points, paired)", "condensation (s)"], rows)
+    pinned_label = ", ".join(f"{f} {GRID_CONDENSE[f]}" for f in QUALITY_FLAGS)
+    table = markdown_table(["memory", "strategy", "condensation", "ATOM (%)", f"ATOM, pinned ({pinned_label}) (%)",
+                            "− pinned (points, paired)", "wins (Δ > 2 std)", "− counterpart (points, paired)",
+                            "condensation (s)"], rows)
     return (f"{found[1]}From `benchmarks/results/{found[0]}` (the grid's settings otherwise: factor table, no memory "
             f"DSA, the recipe's fine-tune):\n\n{table}\n\n{provenance(used)}")
 

@@ -79,6 +79,10 @@ def test_a_run_without_replay_is_refused_before_any_work(grid, fm_root, tmp_path
         grid.main(["--quick", "--data-root", str(fm_root), "--strategies", "er_ace+ft", "--memory-iterations", "50",
                    "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2 and "--memory-iterations 50" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        grid.main(["--budget", "cpu", "--data-root", str(fm_root), "--strategies", "er_ace+ft", "--memory-width", "0",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memory-width 0" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
@@ -91,15 +95,25 @@ def test_memory_iterations_is_a_recorded_variant_with_its_own_resume_key(grid, t
     grid.main(argv + ["--memory-iterations", "1000"])
     longer = capsys.readouterr().out
     assert "1 runs left" in pinned and "1 runs left" in longer
-    minutes = [float(text.split("~")[1].split("min")[0]) for text in (pinned, longer)]
+    grid.main(argv + ["--memory-iterations", "1000", "--memory-width", "64", "--memory-batch-real", "32"])
+    wider = capsys.readouterr().out
+    minutes = [float(text.split("~")[1].split("min")[0]) for text in (pinned, longer, wider)]
     assert minutes[1] > minutes[0] + 4 * grid.EST_SECONDS["atom"][0] / 60 * 0.99  # condensation: 5x the iterations
+    assert minutes[2] > minutes[1] + 15 * grid.EST_SECONDS["atom"][0] / 60 * 0.99  # and 4x that for twice the width
+    assert grid.condense_cost_ratio((("iterations", 1000), ("batch_real", 64))) == 10
+    assert grid.condense_label((("iterations", 1000), ("width", 64))) == "iterations 1000, width 64"
+    assert grid.condense_label(()) == "pinned"
     default = grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None), grid.GRID_PER_IPC)
     assert grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None, iterations=200), grid.GRID_PER_IPC) == default
     assert grid.condense_pin(dict(grid.GRID_CONDENSE, factor=None, iterations=1000), grid.GRID_PER_IPC) != default
     rec = dict(benchmark=grid.BENCHMARK, method="er_ace+ft-atom", budget="cpu")
-    assert grid.memory_iterations(rec) == 200  # a record from before the variant: the pinned count
-    assert grid.memory_iterations(dict(rec, condense_config=dict(grid.GRID_CONDENSE, iterations=1000))) == 1000
-    assert grid.memory_iterations(dict(rec, method="er_ace+ft-herding")) is None
+    assert grid.memory_condense(rec) == ()  # a record from before the variant: the pinned settings
+    assert grid.memory_condense(dict(rec, condense_config=dict(grid.GRID_CONDENSE, iterations=1000))) == (
+        ("iterations", 1000),)
+    assert grid.memory_condense(dict(rec, method="er_ace+ft-herding")) is None
+    assert grid.memory_condense(dict(rec, budget="full")) is None
+    both = dict(grid.GRID_CONDENSE, iterations=1000, width=64, batch_real=32)  # batch_real as pinned: no change
+    assert grid.memory_condense(dict(rec, condense_config=both)) == (("iterations", 1000), ("width", 64))
 
 
 def test_choose_finetune_uses_a_validation_split_of_the_training_experiences(grid, fm_root, tmp_path):

@@ -105,7 +105,7 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
             "use_atom_memory(strategy, ATOMBuffer(100))") in rec
     # the 1000-iteration memories: +1, +2, +3 over the pinned ones, +5, +6.5, +8 over herding, paired by seed
     quality = report.avalanche_memory_quality_section()
-    assert ("| 100 | er_ace+ft | 1000 | 83.50 ± 1.50 | 81.50 ± 0.50 | +2.00 ± 1.00 (3 seeds) | no | "
+    assert ("| 100 | er_ace+ft | iterations 1000 | 83.50 ± 1.50 | 81.50 ± 0.50 | +2.00 ± 1.00 (3 seeds) | no | "
             "+6.50 ± 1.50 (3 seeds) (herding) | 2000 ± 0 |") in quality
     assert quality.count("\n| 100 |") == 1  # one variant row
     (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([r for r in recs if r["strategy"] != "der"]))
