@@ -733,9 +733,38 @@ def headline_table() -> str:
             f"networks.{note} {provenance(shown)}")
 
 
+_RECIPE_NAMES = {"full": "full recipe", "cpu": "reduced CPU recipe", "quick": "quick CPU check, not a result"}
+
+
 def continual_learning_line() -> str:
-    """One line: each ATOM memory against its real-sample counterpart at the smallest memory, the default memory
-    variant (the per-IPC factor table, no memory DSA) when measured."""
+    """One line: per strategy of the strategies × memories grid (memory 100), the ATOM memory minus the strategy's
+    better real memory, paired by seed (the primary strategy first); before the grid existed, each of the first
+    methods' ATOM memory against its real-sample counterpart at the smallest memory, the default memory variant
+    (the per-IPC factor table, no memory DSA) when measured."""
+    found = _grid_records()
+    recs = [r for r in found[2] if int(r["memory"]) == 100] if found else []
+    parts = []
+    for strategy in sorted(_STRATEGIES, key=lambda st: st != _PRIMARY):
+        ref = _counterpart(recs, 100, strategy)
+        mean, text = _paired_text(_by_seed(recs, 100, (strategy, "atom")), _by_seed(recs, 100, (strategy, ref))) \
+            if ref else (None, "")
+        if mean is not None:
+            parts.append(f"{'**' + strategy + '**' if strategy == _PRIMARY else strategy} {text.split(' (')[0]}"
+                         f" (vs {ref})")
+    if parts:
+        seeds = len({r["seed"] for r in recs})
+        budget = recs[0].get("budget", "full")
+        every = [r for r in _grid_records(variants=True)[2] if int(r["memory"]) == 100]
+        ref = _counterpart(recs, 100, _PRIMARY)
+        for changes in sorted({memory_condense(r) for r in every if r["_cell"] == (_PRIMARY, "atom")} - {(), None}):
+            var = {r["seed"]: r for r in every if r["_cell"] == (_PRIMARY, "atom") and memory_condense(r) == changes}
+            text = _paired_text(var, _by_seed(recs, 100, (_PRIMARY, ref)))[1]  # "+2.70 ± 0.89 (3 seeds)"
+            text = f"{text[:-1]}, vs {ref})" if text.endswith(")") else f"{text} (vs {ref})"
+            parts.append(f"**{_PRIMARY}** with memories condensed with {condense_label(changes)} {text}")
+        return (f"**Continual learning** (SplitFMNIST-5, {_RECIPE_NAMES.get(budget, budget)}, memory 100 stored "
+                f"images, {seeds} seeds): final average accuracy of the ATOM memory minus the "
+                f"better real memory (random or herding) in the same Avalanche strategy, points, paired by seed — "
+                + ", ".join(parts) + ".")
     found = _best_file("avalanche_splitfmnist")
     if found is None:
         return "_no continual-learning results yet_"
@@ -754,8 +783,7 @@ def continual_learning_line() -> str:
             parts.append(f"{ours} {mean_std([acc[(ours, s)] for s in seeds])} vs {ref} "
                          f"{mean_std([acc[(ref, s)] for s in seeds])} ({'+' if not diff.startswith('-') else ''}"
                          f"{diff} paired)")
-    recipe = {"full": "full recipe", "cpu": "reduced CPU recipe", "quick": "quick CPU check, not a result"}
-    return (f"**Continual learning** (SplitFMNIST-5, {recipe.get(budget, budget)}, memory {mem} stored images, "
+    return (f"**Continual learning** (SplitFMNIST-5, {_RECIPE_NAMES.get(budget, budget)}, memory {mem} stored images, "
             f"final average accuracy %, {len({r['seed'] for r in recs})} seeds): " + "; ".join(parts) + ".")
 
 
@@ -1143,6 +1171,16 @@ def _budget_trend(points: dict[str, dict[int, dict]]) -> str:
     return f"the gain over dm {word} from {m0:+.2f} ({lo} it) to {m1:+.2f} ({hi} it)"
 
 
+def budget_line() -> str:
+    """One line for the README: per IPC of the budget curve, whether the default's paired gain over dm grows,
+    shrinks or holds with the condensation iterations (:func:`_budget_trend`)."""
+    recs = read_records(RESULTS / "fashion_mnist.json")
+    trends = [f"IPC {ipc}: " + (_budget_trend(_curve_points(recs, ipc)) or "not yet measured at two budgets")
+              for ipc in BUDGET_CURVE]
+    return (f"**More condensation** (test split, paired by evaluation seed, "
+            f"[budget curve](benchmarks.md#budget-curve)): " + "; ".join(trends) + ".")
+
+
 def budget_curve_section() -> str:
     """The budget curve: a table (IPC, iterations, the default, dm, default − dm paired by evaluation seed, herding)
     and docs/figures/fashion_mnist_budget.png; a placeholder line when no record of the curve exists."""
@@ -1252,7 +1290,8 @@ SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": spe
             "avalanche_finetune_choice": avalanche_finetune_choice_section,
             "avalanche_memory_quality": avalanche_memory_quality_section,
             "proxy_cpu": proxy_cpu_section, "proxy_cpu_line": proxy_cpu_line,
-            "budget_curve": budget_curve_section, "quality_levers": quality_levers_section}
+            "budget_curve": budget_curve_section, "budget_line": budget_line,
+            "quality_levers": quality_levers_section}
 DOCUMENTS = ("README.md", "docs/ablation.md", "docs/benchmarks.md", "docs/avalanche.md", "docs/nni.md")
 RESULTS_PAGE = "docs/results.md"  # written whole from RESULTS_TEMPLATE (the full tables)
 

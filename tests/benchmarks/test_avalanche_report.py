@@ -108,6 +108,14 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
     assert ("| 100 | er_ace+ft | iterations 1000 | 83.50 ± 1.50 | 81.50 ± 0.50 | +2.00 ± 1.00 (3 seeds) | no | "
             "+6.50 ± 1.50 (3 seeds) (herding) | 2000 ± 0 |") in quality
     assert quality.count("\n| 100 |") == 1  # one variant row
+    # the README's line: every strategy's ATOM − counterpart, the primary first, then the primary's variant
+    line = report.continual_learning_line()
+    assert line.startswith("**Continual learning** (SplitFMNIST-5, reduced CPU recipe, memory 100 stored images, "
+                           "3 seeds)")
+    assert "— **er_ace+ft** +4.50 ± 0.50 (vs herding), replay +4.50 ± 0.50 (vs herding)" in line
+    assert "gdumb +6.50 ± 0.50 (vs random)" in line and "der +4.50 ± 0.50 (vs herding)" in line
+    assert line.endswith("**er_ace+ft** with memories condensed with iterations 1000 +6.50 ± 1.50 (3 seeds, vs "
+                         "herding).")
     (tmp_path / "avalanche_splitfmnist_cpu.json").write_text(json.dumps([r for r in recs if r["strategy"] != "der"]))
     assert "missing ATOM cells: der" in report.avalanche_recommended_section()
 

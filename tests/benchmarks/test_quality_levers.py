@@ -70,6 +70,9 @@ def test_budget_curve_pairs_the_default_with_dm_and_says_the_trend(load_benchmar
     assert "- IPC 1: the gain over dm shrinks from +5.33 (200 it) to +3.00 (2000 it)" in lines
     assert "- IPC 10: fewer than two budgets measured with both methods" in lines
     assert "figures/fashion_mnist_budget.png" in text
+    assert report.budget_line() == ("**More condensation** (test split, paired by evaluation seed, [budget curve]"
+                                    "(benchmarks.md#budget-curve)): IPC 1: the gain over dm shrinks from +5.33 (200 "
+                                    "it) to +3.00 (2000 it); IPC 10: not yet measured at two budgets.")
 
 
 @pytest.mark.parametrize("flag", ["--real-batch", "--init"])
