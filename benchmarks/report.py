@@ -1001,14 +1001,17 @@ def avalanche_grid_section() -> str:
 #: The two lines of code of each strategy family, filled with the run's memory (and fine-tune).
 _RECIPE_CODE = {
     "er_ace": ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b}{ft})",
-               "use_atom_memory(strategy, ATOMBuffer({m}))"),
-    "replay": ("plugins = [ATOMReplayPlugin(mem_size={m}){ftp}]",
+               "use_atom_memory(strategy, ATOMBuffer({m}{cfg}))"),
+    "replay": ("plugins = [ATOMReplayPlugin(mem_size={m}{cfg}){ftp}]",
                "strategy = Naive(model=model, optimizer=optimizer, plugins=plugins)"),
-    "gdumb": ("plugins = [CondensedGDumbPlugin(mem_size={m})]",
+    "gdumb": ("plugins = [CondensedGDumbPlugin(mem_size={m}{cfg})]",
               "strategy = Naive(model=model, optimizer=optimizer, train_epochs=100, plugins=plugins)"),
     "der": ("strategy = DER(model=model, optimizer=optimizer, mem_size={m}, batch_size_mem={b})",
-            "use_atom_memory(strategy, ATOMLogitsBuffer({m}))"),
+            "use_atom_memory(strategy, ATOMLogitsBuffer({m}{cfg}))"),
 }
+#: The recipe whose condensation a budget's records used, when it is not the buffers' default (``default_config()``,
+#: the full recipe's): the recommended code passes its ``condense_config()``, so it makes the memory measured.
+_RECIPE_CONFIG = {"cpu": "CPU_RECIPE", "quick": "QUICK_RECIPE"}
 
 
 def avalanche_recommended_section(memory: int = 100) -> str:
@@ -1027,8 +1030,13 @@ def avalanche_recommended_section(memory: int = 100) -> str:
     ft = strategy.endswith("+ft")
     ft_args = f"BalancedFineTunePlugin({r0.get('finetune_epochs')}, {r0.get('finetune_lr')})" if ft else ""
     lines = _RECIPE_CODE[strategy.replace("+ft", "")]
+    recipe = _RECIPE_CONFIG.get(r0.get("budget", "full"))
+    if recipe:
+        lines = (f"from atom_plugin.integrations.avalanche.comparison import {recipe}  # the condensation measured",
+                 *lines)
     code = "\n".join(line.format(m=memory, b=r0.get("batch_size_mem") or 64, ft=f", plugins=[{ft_args}]" if ft_args
-                                  else "", ftp=f", {ft_args}" if ft_args else "") for line in lines)
+                                  else "", ftp=f", {ft_args}" if ft_args else "",
+                                  cfg=f", config={recipe}.condense_config()" if recipe else "") for line in lines)
     cond = mean_std([r["condense_seconds"] for r in runs.values()], 0)
     seconds = [_training_seconds(r) for r in runs.values()]
     total = mean_std([t for t in seconds if t is not None], 0)

@@ -100,9 +100,10 @@ def test_grid_pairs_each_atom_memory_with_its_better_real_memory_and_recommends_
     rec = report.avalanche_recommended_section()
     assert "**Use an `ATOMBuffer` with er_ace+ft**" in rec and "81.50 ± 0.50 % over 3 seeds" in rec
     assert "+4.50 ± 0.50 (3 seeds) points over its counterpart (herding" in rec and "400 ± 0 s of condensation" in rec
-    assert ("strategy = ER_ACE(model=model, optimizer=optimizer, mem_size=100, batch_size_mem=64, plugins=["
+    assert ("from atom_plugin.integrations.avalanche.comparison import CPU_RECIPE  # the condensation measured\n"
+            "strategy = ER_ACE(model=model, optimizer=optimizer, mem_size=100, batch_size_mem=64, plugins=["
             f"BalancedFineTunePlugin({ft['finetune_epochs']}, {ft['finetune_lr']})])\n"
-            "use_atom_memory(strategy, ATOMBuffer(100))") in rec
+            "use_atom_memory(strategy, ATOMBuffer(100, config=CPU_RECIPE.condense_config()))") in rec  # as measured
     # the 1000-iteration memories: +1, +2, +3 over the pinned ones, +5, +6.5, +8 over herding, paired by seed
     quality = report.avalanche_memory_quality_section()
     assert ("| 100 | er_ace+ft | iterations 1000 | 83.50 ± 1.50 | 81.50 ± 0.50 | +2.00 ± 1.00 (3 seeds) | no | "
