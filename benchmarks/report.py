@@ -17,6 +17,7 @@ from _common import FIGURES, RESULTS, ROOT, mean_std, provenance, pyplot
 from avalanche_replay import BENCHMARK as AVALANCHE, PAIRS, TARGETS as AVALANCHE_TARGETS, variant
 from avalanche_replay import (FINETUNE_CHOICE, GRID_CONDENSE, GRID_TARGETS, QUALITY_FLAGS, SEEDS as GRID_SEEDS,
                               condense_label, memory_condense)
+from ablation import ROUNDS as ABLATION_ROUNDS
 from fashion_mnist import PROTOCOL
 
 from atom_plugin import ATOMConfig
@@ -209,6 +210,54 @@ def _paired_delta(a: dict, b: dict) -> str:
     """:func:`_paired` as text (``"+0.19 ± 0.13"``, or ``"n/a"``)."""
     d = _paired(a, b)
     return "n/a" if d is None else f"{d[0]:+.2f} ± {d[1]:.2f}"
+
+
+def _commands_block(file: str, what) -> str:
+    """A folded bash block of every distinct command that wrote a record of ``benchmarks/results/FILE``, in the order first
+    used, each under a comment of what it wrote (``what(records) -> str``): the commands as recorded, so the list
+    cannot drift from the records."""
+    groups: dict[str, list[dict]] = {}
+    for r in read_records(RESULTS / file):
+        groups.setdefault(r["command"], []).append(r)
+    if not groups:
+        return f"_no records in `benchmarks/results/{file}` yet_"
+    block = "```bash\n" + "\n".join(f"# {what(rs)}\n{cmd}" for cmd, rs in groups.items()) + "\n```"
+    return (f"<details><summary>The {len(groups)} commands that wrote <code>benchmarks/results/{file}</code>"
+            f"</summary>\n\n{block}\n\n</details>")
+
+
+def _joined(rs: list[dict], field: str, sep: str = ", ") -> str:
+    return sep.join(str(v) for v in sorted({r.get(field) for r in rs if r.get(field) is not None}, key=str))
+
+
+def protocol_commands_block() -> str:
+    """The commands behind ``fashion_mnist.json`` (:func:`_commands_block`): per command its methods, IPCs, models
+    and condensation iterations."""
+    return _commands_block("fashion_mnist.json", lambda rs: (
+        f"{_joined(rs, 'method')} at IPC {_joined(rs, 'ipc', '/')}, {_joined(rs, 'model')}"
+        + (f", {_joined([r for r in rs if r['iterations']], 'iterations', '/')} iterations"
+           if any(r["iterations"] for r in rs) else "")
+        + f" ({len(rs)} record{'s' if len(rs) > 1 else ''}, {rs[0]['date'][:10]})"))
+
+
+def speed_commands_block() -> str:
+    """The commands behind ``speed.json`` (:func:`_commands_block`): per command its IPCs, factors (records written
+    before factors existed: 1) and modes."""
+    def what(rs: list[dict]) -> str:
+        factors = _joined([dict(r, factor=r.get("factor") or 1) for r in rs], "factor", "/")
+        return (f"IPC {_joined(rs, 'ipc', '/')}, factor {factors}, {_joined(rs, 'mode')} on {_joined(rs, 'device')} "
+                f"({len(rs)} records, {rs[0]['date'][:10]})")
+
+    return _commands_block("speed.json", what)
+
+
+def ablation_unmeasured_line() -> str:
+    """The settings ``benchmarks/ablation.py`` defines that have no record in their round yet, by round."""
+    done = {(r.get("round"), r["setting"]) for r in read_records(RESULTS / "ablation_fmnist.json")}
+    rounds = [f"round {n}: " + ", ".join(f"`{name}`" for name in names if (n, name) not in done)
+              for n, names in ABLATION_ROUNDS.items() if any((n, name) not in done for name in names)]
+    return ("Defined in `benchmarks/ablation.py` but **not measured yet**: " + "; ".join(rounds) + "."
+            if rounds else "Every setting `benchmarks/ablation.py` defines is measured.")
 
 
 def ablation_table() -> str:
@@ -1291,7 +1340,9 @@ def quality_levers_section() -> str:
 
 # -- filling the documents -------------------------------------------------------------------------------------------
 
-SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "speed": speed_table,
+SECTIONS = {"protocol": protocol_table, "ablation": ablation_table, "ablation_unmeasured": ablation_unmeasured_line,
+            "speed": speed_table, "protocol_commands": protocol_commands_block,
+            "speed_commands": speed_commands_block,
             "avalanche": avalanche_section, "proxy_validity": proxy_validity_section, "headline": headline_table,
             "continual_learning": continual_learning_line, "nas": nas_line,
             "avalanche_grid": avalanche_grid_section, "avalanche_recommended": avalanche_recommended_section,
