@@ -17,7 +17,7 @@ class CondenseState:
     classes: list[int]
     loss: float | None = None
     elapsed: float = 0.0  # seconds spent in the loop (this process, since start or resume)
-    elapsed_before: float = 0.0  # loop seconds of the run before this process resumed it (from the checkpoint)
+    elapsed_before: float | None = 0.0  # loop seconds before this process resumed the run (None: not recorded)
     start_iteration: int = 0
     history: list[tuple[int, float]] = field(default_factory=list)
 

@@ -21,9 +21,11 @@ CHECKPOINT_VERSION = 2
 
 def save_checkpoint(path: Path, matcher, run_meta: dict, state: CondenseState) -> None:
     """Write ``matcher.state_tensors()`` and the run metadata (with the iteration, the loss history and ``seconds``,
-    the run's loop seconds so far across every process that worked on it) atomically."""
+    the run's loop seconds so far across every process that worked on it; None once a process resumed a checkpoint
+    that did not record them) atomically."""
+    before = state.elapsed_before
     meta = dict(run_meta, iteration=state.iteration, history=state.history,
-                seconds=round(state.elapsed_before + state.elapsed, 3))
+                seconds=None if before is None else round(before + state.elapsed, 3))
     write_tensors(path, matcher.state_tensors(), meta, kind=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION)
 
 

@@ -200,7 +200,9 @@ def _resume(ckpt: Path | None, resume: bool, matcher, run_meta: dict, state: Con
         matcher.load_state_tensors(tensors)
         state.iteration = state.start_iteration = int(meta["iteration"])
         state.history = [tuple(h) for h in meta.get("history", [])]
-        state.elapsed_before = float(meta.get("seconds", 0.0))  # absent from checkpoints written before it was kept
+        before = meta.get("seconds")  # None: a checkpoint written before the seconds were kept
+        state.elapsed_before = None if before is None else float(before)
+        state.loss = state.history[-1][1] if state.history else None  # a finished run resumed does no iteration
         return meta.get("init")
     elif ckpt.exists():
         raise OutputPathError(f"a checkpoint already exists at {str(ckpt)!r}; pass `resume=True` to continue it, "
@@ -266,16 +268,18 @@ def _provenance(data: ImageTensorDataset, run_meta: dict, matcher, state: Conden
                 start: dict | None = None) -> dict:
     """The run's provenance dict (what :attr:`CondensedDataset.provenance` holds after :func:`condense`): ``seconds``
     is the loop's time over the whole run -- a resumed run adds ``seconds_before_resume``, what the checkpoint's
-    processes spent up to it, to this process's; with a herding start (:func:`_start_images`' record) its cost as
-    ``init``, outside ``seconds``."""
+    processes spent up to it, to this process's (None, and ``seconds`` this process's only, when the checkpoint
+    predates that record); with a herding start (:func:`_start_images`' record) its cost as ``init``, outside
+    ``seconds``."""
     cfg = matcher.cfg
     return dict(
         dataset=data.name, source_fingerprint=run_meta["source_fingerprint"], seed=run_meta["seed"],
         iterations=cfg.iterations, classes=run_meta["run_classes"], n_real_per_class=matcher.n_real,
         device=device_name(matcher.device), mode=mode, compiled=matcher.compiled,
         real_pool="device" if matcher.real.on_device else "host (streamed)",
-        seconds=round(state.elapsed_before + state.elapsed, 3), resumed_from=state.start_iteration or None,
-        seconds_before_resume=round(state.elapsed_before, 3) if state.start_iteration else None, final_loss=state.loss, loss_history=state.history[-200:],
+        seconds=round((state.elapsed_before or 0.0) + state.elapsed, 3), resumed_from=state.start_iteration or None,
+        seconds_before_resume=(round(state.elapsed_before, 3) if state.elapsed_before is not None else None)
+        if state.start_iteration else None, final_loss=state.loss, loss_history=state.history[-200:],
         versions=library_versions(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **({} if start is None else dict(init=start)),
     )

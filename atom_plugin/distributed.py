@@ -122,7 +122,13 @@ def condense_class_parallel(train_set, config: ATOMConfig | None = None, *, devi
     images = _all_gather_rows(part.stored_images, world, device=_comm_device())
     labels = torch.tensor(run_classes, dtype=torch.long).repeat_interleave(cfg.ipc)  # stored images
     prov = dict(part.provenance, class_parallel=dict(world_size=world, backend=dist.get_backend()))
-    prov["seconds"] = max(_all_gather_floats(part.provenance["seconds"], world))
+    # the slowest rank's loop time, and what of it came before a resume (one rank's pair: every rank says the same)
+    totals = _all_gather_floats(part.provenance["seconds"], world)
+    befores = _all_gather_floats(part.provenance.get("seconds_before_resume") or 0.0, world)
+    slowest = max(range(world), key=totals.__getitem__)
+    prov["seconds"] = totals[slowest]
+    if prov.get("resumed_from") is not None and prov.get("seconds_before_resume") is not None:
+        prov["seconds_before_resume"] = befores[slowest]
     return part._like(images, labels, provenance=prov)
 
 

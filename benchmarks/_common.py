@@ -184,16 +184,21 @@ def cached_set(path: Path, make: Callable[[], CondensedDataset], device=None) ->
     """The set saved at ``path``, or ``make()``'s (timed, saved there, its checkpoint removed): (set, seconds it
     took to make, also kept in its provenance as ``seconds``). A ``make`` that condenses with
     ``**resumable(path)`` continues an interrupted run; the seconds then add the loop seconds its checkpoint holds
-    (``seconds_before_resume``) to this process's. ``device``: a CUDA device is synchronised before the clock
-    stops."""
+    (``seconds_before_resume``) and a herding start's selection (``init``, not redone) to this process's.
+    ``device``: a CUDA device is synchronised before the clock stops."""
     if path.exists():
+        checkpoint_path(path).unlink(missing_ok=True)  # a kill between saving the set and removing it
         s = CondensedDataset.load(path)
         return s, float(s.provenance.get("seconds", 0.0))
     with Timer() as t:
         s = make()
         if device is not None and torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
-    seconds = t.seconds + float(s.provenance.get("seconds_before_resume") or 0.0)
+    prov = s.provenance
+    before = float(prov.get("seconds_before_resume") or 0.0)
+    if prov.get("resumed_from") and "init" in prov:  # a resumed herding start is not selected again: count it once
+        before += float(prov["init"].get("seconds", 0.0))
+    seconds = t.seconds + before
     s.provenance["seconds"] = round(seconds, 2)
     path.parent.mkdir(parents=True, exist_ok=True)
     s.save(path)

@@ -126,10 +126,11 @@ def legacy(r: dict) -> dict:
     return dict(LEVER_DEFAULTS) if r.get("iterations") else {}
 
 
-def cache_path(cache: Path, name: str, cfg: ATOMConfig, seed: int, val_size: int) -> Path:
+def cache_path(cache: Path, name: str, cfg: ATOMConfig, seed: int, val_size: int, device: str = "cpu") -> Path:
     """Where setting ``name``'s condensed set is cached: the name, IPC and iterations for the eye, and a digest of
-    everything that makes the set (the resolved config, the seed, the validation split's size) for safety."""
-    made_by = json.dumps(dict(config=cfg.to_dict(), seed=seed, val_size=val_size), sort_keys=True)
+    everything that makes the set (the config as given, the seed, the validation split's size, the device type: a
+    record's ``condense_seconds`` are its device's) for safety."""
+    made_by = json.dumps(dict(config=cfg.to_dict(), seed=seed, val_size=val_size, device=device), sort_keys=True)
     digest = hashlib.sha1(made_by.encode()).hexdigest()[:12]
     return cache / f"{name}-ipc{cfg.ipc}-it{cfg.iterations}-{digest}.safetensors"
 
@@ -182,7 +183,7 @@ def main() -> None:
             loss = dict(PUBLISHED_DEFAULTS._asdict(), **loss)  # a setting names what it changes from DM's
             cfg = ATOMConfig(preset="atom", ipc=args.ipc, iterations=args.iterations, batch_real=args.batch_real,
                              **loss)
-            path = cache_path(Path(args.cache_dir), name, cfg, args.seed, len(val))
+            path = cache_path(Path(args.cache_dir), name, cfg, args.seed, len(val), dev.type)
             syn, seconds = cached_set(path, lambda: condense(train, cfg, device=dev, seed=args.seed,
                                                              compile=args.compile, **resumable(path)), dev)
             kind = "dm" if loss["w_spatial"] == loss["w_channel"] == 0 else \

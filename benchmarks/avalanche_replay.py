@@ -139,7 +139,7 @@ def condense_cost_ratio(changes: tuple[tuple[str, int], ...]) -> float:
     """The condensation's cost over the pinned one's, for ``--plan``: linear in the iterations; with a larger real
     batch or a wider network an upper bound -- x batch_real ratio (the real images' share grows with it, the
     synthetic one does not) and x width ratio squared (a ConvNet's conv FLOPs grow with width² past its first
-    layer)."""
+    layer); below the pinned values a lower bound (what does not shrink with them stays)."""
     c = dict(changes)
     return (c.get("iterations", GRID_CONDENSE["iterations"]) / GRID_CONDENSE["iterations"]
             * c.get("batch_real", GRID_CONDENSE["batch_real"]) / GRID_CONDENSE["batch_real"]
@@ -293,6 +293,9 @@ def main(argv=None) -> None:
     pin = condense_pin(cfg_dict, table) if budget == "cpu" else None
     var = dict(memory_factor=args.memory_factor, memory_dsa=args.memory_dsa)
     dname = device_name(resolve_device(args.device))
+    if args.choose_finetune and changes:
+        fail(f"{QUALITY_FLAGS[next(iter(changes))]}: --choose-finetune chooses on the pinned memories; run it "
+             "without the memory-quality flags")
     if args.choose_finetune:
         return choose_finetune(args, budget, recipe, cfg_dict)
     if args.plan:
@@ -306,6 +309,7 @@ def main(argv=None) -> None:
     from atom_plugin.integrations.avalanche import fashion_mnist_root, run_method
 
     condense_config = ATOMConfig.from_dict(cfg_dict) if cfg_dict is not None else None
+    run_recipe = dataclasses.replace(recipe, **{f"condense_{f}": v for f, v in changes.items()})  # as recorded
     root = fashion_mnist_root(args.data_root)
     for memory in memories:
         for seed in args.seeds:
@@ -334,7 +338,7 @@ def main(argv=None) -> None:
                                  condense_config=condense_config)
                 extra = dict(condense_config=cfg_dict, per_ipc_table=table) if cfg_dict is not None else {}
                 rec = results.append(dict(benchmark=BENCHMARK, budget=budget, class_order=list(bench.classes_order),
-                                          recipe=recipe_dict(recipe), condense_pin=fields["condense_pin"], **extra,
+                                          recipe=recipe_dict(run_recipe), condense_pin=fields["condense_pin"], **extra,
                                           **{**res, **var}), dev)
                 log(f"  -> final avg accuracy {rec['final_avg_accuracy']:.2f} %, forgetting "
                     f"{rec['avg_forgetting']:.2f} %, condensation {rec['condense_seconds']:.1f} s")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from _common import (ResultsFile, add_budget_args, add_out_arg, cached_set, fashion_mnist, log, resumable, resume_key,
                      set_threads)
 
@@ -103,7 +105,8 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
         ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}") + lever_tag(levers)  # non-defaults only
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
            f"-br{args.batch_real if condensed else 0}-s{args.seed}")
-    path = cache / f"{tag}.safetensors"
+    device = "" if torch.device(dev).type == "cpu" else f"-{torch.device(dev).type}"  # CPU caches keep their names
+    path = cache / f"{tag}{device}.safetensors"
 
     def make() -> CondensedDataset:
         if method in ("random", "tiled-random"):

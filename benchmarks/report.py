@@ -787,29 +787,36 @@ _RECIPE_NAMES = {"full": "full recipe", "cpu": "reduced CPU recipe", "quick": "q
 
 def continual_learning_line() -> str:
     """One line: per strategy of the strategies × memories grid (memory 100), the ATOM memory minus the strategy's
-    better real memory, paired by seed (the primary strategy first); before the grid existed, each of the first
-    methods' ATOM memory against its real-sample counterpart at the smallest memory, the default memory variant
-    (the per-IPC factor table, no memory DSA) when measured."""
-    found = _grid_records()
-    recs = [r for r in found[2] if int(r["memory"]) == 100] if found else []
+    better real memory, paired by seed (the primary strategy first; a strategy on fewer seeds than the line's says
+    how many), then the primary strategy's memory-quality variants against the same counterpart; before the grid
+    existed, each of the first methods' ATOM memory against its real-sample counterpart at the smallest memory, the
+    default memory variant (the per-IPC factor table, no memory DSA) when measured."""
+    found = _grid_records(variants=True)
+    every = [r for r in found[2] if int(r["memory"]) == 100] if found else []
+    recs = [r for r in every if not memory_condense(r)]  # the grid's own memories
+    seeds = len({r["seed"] for r in recs})
+
+    def delta(runs: dict, strategy: str, ref: str) -> str:  # "+1.89 ± 0.94 (vs herding)"; "(2 seeds, vs herding)"
+        text = _paired_text(runs, _by_seed(recs, 100, (strategy, ref)))[1]  # "+1.89 ± 0.94 (3 seeds)"
+        n = len(_paired_diffs(runs, _by_seed(recs, 100, (strategy, ref))))
+        return f"{text[:-1]}, vs {ref})" if n < seeds else f"{text.split(' (')[0]} (vs {ref})"
+
     parts = []
     for strategy in sorted(_STRATEGIES, key=lambda st: st != _PRIMARY):
         ref = _counterpart(recs, 100, strategy)
-        mean, text = _paired_text(_by_seed(recs, 100, (strategy, "atom")), _by_seed(recs, 100, (strategy, ref))) \
-            if ref else (None, "")
-        if mean is not None:
-            parts.append(f"{'**' + strategy + '**' if strategy == _PRIMARY else strategy} {text.split(' (')[0]}"
-                         f" (vs {ref})")
+        atom = _by_seed(recs, 100, (strategy, "atom"))
+        if ref and _paired_diffs(atom, _by_seed(recs, 100, (strategy, ref))):
+            name = f"**{strategy}**" if strategy == _PRIMARY else strategy
+            parts.append(f"{name} {delta(atom, strategy, ref)}")
     if parts:
-        seeds = len({r["seed"] for r in recs})
-        budget = recs[0].get("budget", "full")
-        every = [r for r in _grid_records(variants=True)[2] if int(r["memory"]) == 100]
         ref = _counterpart(recs, 100, _PRIMARY)
-        for changes in sorted({memory_condense(r) for r in every if r["_cell"] == (_PRIMARY, "atom")} - {(), None}):
+        variants = {memory_condense(r) for r in every if r["_cell"] == (_PRIMARY, "atom")} - {(), None}
+        for changes in sorted(variants) if ref else ():
             var = {r["seed"]: r for r in every if r["_cell"] == (_PRIMARY, "atom") and memory_condense(r) == changes}
-            text = _paired_text(var, _by_seed(recs, 100, (_PRIMARY, ref)))[1]  # "+2.70 ± 0.89 (3 seeds)"
-            text = f"{text[:-1]}, vs {ref})" if text.endswith(")") else f"{text} (vs {ref})"
-            parts.append(f"**{_PRIMARY}** with memories condensed with {condense_label(changes)} {text}")
+            if _paired_diffs(var, _by_seed(recs, 100, (_PRIMARY, ref))):
+                parts.append(f"**{_PRIMARY}** with memories condensed with {condense_label(changes)} "
+                             f"{delta(var, _PRIMARY, ref)}")
+        budget = recs[0].get("budget", "full")
         return (f"**Continual learning** (SplitFMNIST-5, {_RECIPE_NAMES.get(budget, budget)}, memory 100 stored "
                 f"images, {seeds} seeds): final average accuracy of the ATOM memory minus the "
                 f"better real memory (random or herding) in the same Avalanche strategy, points, paired by seed — "

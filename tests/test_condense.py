@@ -76,12 +76,25 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path):
     assert before > 0
     with pytest.raises(OutputPathError, match="`resume=True`"):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt)
-    resumed = condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, resume=True)
+
+    class Elapsed(CondenseCallback):
+        def on_condense_end(self, state):
+            self.seconds = state.elapsed  # this process's loop
+
+    mine = Elapsed()
+    resumed = condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, resume=True,
+                       callbacks=[mine])
     assert resumed.provenance["resumed_from"] == 3
     # the run's cost counts the interrupted process's loop too (the interrupted one's work after its checkpoint: lost)
     assert resumed.provenance["seconds_before_resume"] == before
-    assert resumed.provenance["seconds"] > before
+    assert resumed.provenance["seconds"] == round(before + mine.seconds, 3)
+    # and the resumed process's own checkpoint carries the sum on, for a second resume (its loop up to the write)
+    carried = read_tensors(ckpt, kind=CHECKPOINT_FORMAT, max_version=CHECKPOINT_VERSION)[1]["seconds"]
+    assert before < carried <= resumed.provenance["seconds"]
     assert full.provenance["seconds_before_resume"] is None
+    # a finished run resumed does no iteration and still reports its last loss
+    again = condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, resume=True)
+    assert again.provenance["final_loss"] == resumed.provenance["final_loss"] is not None
     assert torch.equal(resumed.images, full.images)  # bit-exact on CPU
     with pytest.raises(CondensedFileError, match="different run"):
         condense(digits, cfg, device="cpu", seed=2, checkpoint=ckpt, resume=True)

@@ -64,6 +64,38 @@ def test_warns_when_the_group_predates_the_import(first):
     assert pinned == (first == "group-first"), proc.stdout
 
 
+RESUMED = '''
+import json, os, sys
+import atom_plugin.distributed
+import torch.distributed as dist
+dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+from atom_plugin import ATOMConfig, load_dataset
+from atom_plugin.distributed import condense_class_parallel
+data, ckpt = load_dataset("digits", split="train"), os.path.join(sys.argv[1], "c.safetensors")
+cfg = ATOMConfig(ipc=1, iterations=2, width=8, batch_real=8)
+first = condense_class_parallel(data, cfg, device="cpu", classes=[0, 1], checkpoint=ckpt)
+out = condense_class_parallel(data, cfg.replace(iterations=3), device="cpu", classes=[0, 1], checkpoint=ckpt,
+                              resume=True)
+keys = ("seconds", "seconds_before_resume", "resumed_from")
+print(json.dumps([{k: s.provenance.get(k) for k in keys} for s in (first, out)]), flush=True)
+dist.destroy_process_group()
+'''
+
+
+def test_a_resumed_class_parallel_run_counts_the_seconds_before_its_resume(tmp_path):
+    import json
+
+    proc = subprocess.run([sys.executable, "-c", RESUMED, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, resumed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert first["resumed_from"] is None and first["seconds_before_resume"] is None
+    assert resumed["resumed_from"] == 2
+    # the rank's checkpoint: the first run's loop up to its last write (its provenance adds that write)
+    assert 0 < resumed["seconds_before_resume"] <= first["seconds"]
+    assert resumed["seconds"] > resumed["seconds_before_resume"]  # plus this process's iteration
+
+
 def test_split_classes_is_contiguous_and_balanced():
     assert split_classes(range(10), 3) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert sum(split_classes(range(7), 7), []) == list(range(7))

@@ -73,7 +73,8 @@ def cmd_condense(args: argparse.Namespace) -> int:
     prov = condensed.provenance
     record = dict(record="condense", dataset=condensed.name, method=condensed.method, ipc=cfg.ipc,
                   iterations=cfg.iterations, resumed_from=prov.get("resumed_from"), seconds=round(wall, 2),
-                  loop_seconds=prov.get("seconds"), final_loss=prov.get("final_loss"), classes=prov.get("classes"),
+                  loop_seconds=prov.get("seconds"), loop_seconds_before_resume=prov.get("seconds_before_resume"),
+                  final_loss=prov.get("final_loss"), classes=prov.get("classes"),
                   seed=args.seed, val_split=args.val_split, train_size=len(train), compiled=prov.get("compiled"),
                   world_size=world, config=condensed.config, condensed=str(path))
     _append(out / RESULT_FILE, [_with_env(record, dev, args.argv)])

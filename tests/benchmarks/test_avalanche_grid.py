@@ -83,6 +83,10 @@ def test_a_run_without_replay_is_refused_before_any_work(grid, fm_root, tmp_path
         grid.main(["--budget", "cpu", "--data-root", str(fm_root), "--strategies", "er_ace+ft", "--memory-width", "0",
                    "--out", str(tmp_path / "x.json")])
     assert exc.value.code == 2 and "--memory-width 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the fine-tune is chosen on the pinned memories only
+        grid.main(["--budget", "cpu", "--data-root", str(fm_root), "--choose-finetune", "--memory-iterations", "400",
+                   "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and "--memory-iterations: --choose-finetune" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 

@@ -70,16 +70,29 @@ def test_a_cached_condensation_killed_midway_continues_from_its_checkpoint(commo
             raise KeyboardInterrupt  # the first checkpoint (iteration 3) is written, then the process dies
 
     monkeypatch.setattr(common, "CHECKPOINT_EVERY", 3)
-    cfg = ATOMConfig(preset="dm", ipc=1, iterations=6, width=16, batch_real=8, factor=1, networks="random")
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=6, width=16, batch_real=8, factor=1, networks="random",
+                     init="herding")  # a herding start: selected once, counted once
     path = tmp_path / "set.safetensors"
     run = lambda *cbs: condense(digits, cfg, device="cpu", seed=0, classes=[0, 1], callbacks=cbs,  # noqa: E731
                                 **common.resumable(path))
     with pytest.raises(KeyboardInterrupt):
         common.cached_set(path, lambda: run(Kill()))
     assert common.checkpoint_path(path).exists() and not path.exists()
+
+    class OneSecond:  # this process's clock, fixed: what the set's seconds add to it is then exact
+        seconds = 1.0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(common, "Timer", OneSecond)
     s, seconds = common.cached_set(path, run)
-    assert s.provenance["resumed_from"] == 3 and s.provenance["seconds_before_resume"] > 0
-    assert seconds > s.provenance["seconds_before_resume"] and s.provenance["seconds"] == round(seconds, 2)
+    before, start = s.provenance["seconds_before_resume"], s.provenance["init"]["seconds"]
+    assert s.provenance["resumed_from"] == 3 and before > 0 and start > 0
+    assert seconds == 1.0 + before + start and s.provenance["seconds"] == round(seconds, 2)
     assert torch.equal(s.images, condense(digits, cfg, device="cpu", seed=0, classes=[0, 1]).images)  # bit-exact
     assert not common.checkpoint_path(path).exists()  # done: the checkpoint goes
     again, cached_seconds = common.cached_set(path, lambda: pytest.fail("a cached set is not made again"))

@@ -133,5 +133,6 @@ def test_ablation_caches_each_condensed_setting_apart(load_benchmark, tmp_path):
     others = [mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg.replace(init="real"), 0, 5000),
               mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg.replace(lr_images=0.3), 0, 5000),
               mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 1, 5000),
-              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 50)]
-    assert len({path, *others}) == 5  # no set is served to a run with other settings
+              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 50),
+              mod.cache_path(tmp_path, "s10c10-p4-f1-herd", cfg, 0, 5000, "cuda")]
+    assert len({path, *others}) == 6  # no set is served to a run with other settings, or timed on another device
