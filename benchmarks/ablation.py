@@ -131,8 +131,8 @@ def cache_path(cache: Path, name: str, cfg: ATOMConfig, seed: int, val_size: int
     everything that makes the set (the config as given, the seed, the validation split's size, and a device type
     other than the CPU's, whose names stay as first written: a record's ``condense_seconds`` are its device's) for
     safety."""
-    made_by = dict(config=cfg.to_dict(), seed=seed, val_size=val_size, **({} if device == "cpu" else dict(device=device)))
-    made_by = json.dumps(made_by, sort_keys=True)
+    made_by = dict(config=cfg.to_dict(), seed=seed, val_size=val_size)
+    made_by = json.dumps(made_by if device == "cpu" else dict(made_by, device=device), sort_keys=True)
     digest = hashlib.sha1(made_by.encode()).hexdigest()[:12]
     return cache / f"{name}-ipc{cfg.ipc}-it{cfg.iterations}-{digest}.safetensors"
 

@@ -213,9 +213,9 @@ def _paired_delta(a: dict, b: dict) -> str:
 
 
 def _commands_block(file: str, what) -> str:
-    """A folded bash block of every distinct command that wrote a record of ``benchmarks/results/FILE``, in the order first
-    used, each under a comment of what it wrote (``what(records) -> str``): the commands as recorded, so the list
-    cannot drift from the records."""
+    """A folded bash block of every distinct command that wrote a record of ``benchmarks/results/FILE``, in the
+    order first used, each under a comment of what it wrote (``what(records) -> str``): the commands as recorded,
+    so the list cannot drift from the records."""
     groups: dict[str, list[dict]] = {}
     for r in read_records(RESULTS / file):
         groups.setdefault(r["command"], []).append(r)

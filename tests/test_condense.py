@@ -72,7 +72,7 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt, checkpoint_every=3, callbacks=[Stop()])
     assert ckpt.exists()
-    before = read_tensors(ckpt, kind=CHECKPOINT_FORMAT, max_version=CHECKPOINT_VERSION)[1]["seconds"]  # the loop seconds of iterations 0-2
+    before = read_tensors(ckpt, kind=CHECKPOINT_FORMAT, max_version=CHECKPOINT_VERSION)[1]["seconds"]  # iterations 0-2
     assert before > 0
     with pytest.raises(OutputPathError, match="`resume=True`"):
         condense(digits, cfg, device="cpu", seed=1, checkpoint=ckpt)
