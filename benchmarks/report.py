@@ -974,7 +974,33 @@ def _grid_best(recs: list[dict], memory: int, atom: bool) -> tuple[tuple, dict] 
     return best, cells[best]
 
 
+def _wins(diffs: list[float]) -> bool:
+    """The README's rule on paired differences: their mean above twice their std (at least 2 pairs)."""
+    return len(diffs) > 1 and statistics.mean(diffs) > 2 * statistics.stdev(diffs)
+
+
+def _quality_pick(memory: int, strategy: str) -> tuple[tuple, dict, dict] | None:
+    """The memory-quality variant of ``strategy`` at ``memory`` to recommend: among the variants that win over the
+    grid's pinned memory by :func:`_wins` (paired by seed), the one with the best mean accuracy; ``(changes, {seed:
+    variant record}, {seed: pinned record})``, or None when none wins."""
+    found = _grid_records(variants=True)
+    recs = [r for r in found[2] if int(r["memory"]) == memory and r["_cell"] == (strategy, "atom")] if found else []
+    pinned = {r["seed"]: r for r in recs if memory_condense(r) == ()}
+    best = None
+    for changes in sorted({memory_condense(r) for r in recs} - {(), None}):
+        var = {r["seed"]: r for r in recs if memory_condense(r) == changes}
+        if _wins(_paired_diffs(var, pinned)) and (best is None or _mean_acc(var) > _mean_acc(best[1])):
+            best = (changes, var, pinned)
+    return best
+
+
+def _provisional(seeds: int) -> str:
+    return f", provisional: {seeds} of {len(GRID_SEEDS)} seeds" if seeds < len(GRID_SEEDS) else ""
+
+
 def _grid_target_lines(recs: list[dict]) -> list[str]:
+    """The targets of issue 22 on the grid's pinned memories, then on the primary strategy's best memory-quality
+    variant (:func:`_quality_pick`), where one wins over the pinned memory."""
     lines = []
     for memory, goal in sorted(GRID_TARGETS["primary"].items()):
         ref = _counterpart(recs, memory, _PRIMARY)
@@ -982,8 +1008,7 @@ def _grid_target_lines(recs: list[dict]) -> list[str]:
                                   _by_seed(recs, memory, (_PRIMARY, ref))) if ref else (None, "not yet measured")
         seeds = len(set(_by_seed(recs, memory, (_PRIMARY, "atom"))) & set(_by_seed(recs, memory, (_PRIMARY, ref)))) \
             if ref else 0
-        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}" + (
-            f", provisional: {seeds} of {len(GRID_SEEDS)} seeds" if seeds < len(GRID_SEEDS) else "")
+        verdict = "" if mean is None else f": {'met' if mean >= goal else 'missed'}{_provisional(seeds)}"
         lines.append(f"- memory {memory}, primary strategy {_PRIMARY}: ATOM − {ref or 'counterpart'} = {text} "
                      f"(target {goal:+.1f}{verdict})")
     for memory, goal in sorted(GRID_TARGETS["best"].items()):
@@ -998,6 +1023,24 @@ def _grid_target_lines(recs: list[dict]) -> list[str]:
             f", provisional: {left} of {len(_GRID)} cells not yet measured" if left else "")
         lines.append(f"- memory {memory}: best ATOM method ({'/'.join(ours[0])}) − best real-sample method "
                      f"({'/'.join(ref[0])}) = {text} (target {goal:+.1f}{verdict})")
+    for memory, goal in sorted(GRID_TARGETS["primary"].items()):
+        pick, ref = _quality_pick(memory, _PRIMARY), _counterpart(recs, memory, _PRIMARY)
+        if pick is None or ref is None:
+            continue
+        changes, var, _ = pick
+        what = (f"primary strategy {_PRIMARY}, its memory condensed with {condense_label(changes)} (the best "
+                f"memory-quality variant that wins over the pinned memory)")
+        targets = [(f"ATOM − {ref}", _by_seed(recs, memory, (_PRIMARY, ref)), goal)]
+        best_real = _grid_best(recs, memory, False) if memory in GRID_TARGETS["best"] else None
+        if best_real:
+            targets.append((f"ATOM − the grid's best real-sample method ({'/'.join(best_real[0])})", best_real[1],
+                            GRID_TARGETS["best"][memory]))
+        for label, other, target in targets:
+            mean, text = _paired_text(var, other)
+            if mean is not None:
+                seeds = len(_paired_diffs(var, other))
+                lines.append(f"- memory {memory}, {what}: {label} = {text} (target {target:+.1f}: "
+                             f"{'met' if mean >= target else 'missed'}{_provisional(seeds)})")
     return lines
 
 
@@ -1096,11 +1139,30 @@ def avalanche_recommended_section(memory: int = 100) -> str:
     cond = mean_std([r["condense_seconds"] for r in runs.values()], 0)
     seconds = [_training_seconds(r) for r in runs.values()]
     total = mean_std([t for t in seconds if t is not None], 0)
-    return (f"{found[1]}**Use an `ATOMBuffer` with {strategy}** — the grid's best ATOM method at memory {memory} "
+    text = (f"{found[1]}**Use an `ATOMBuffer` with {strategy}** — the grid's best ATOM method at memory {memory} "
             f"(SplitFMNIST-5): final average accuracy {mean_std([r['final_avg_accuracy'] for r in runs.values()])} "
             f"% over {len(runs)} seeds, {delta} points over its counterpart ({ref}, paired by seed). Cost per run: "
             f"{cond} s of condensation (per seed and memory; reused by every strategy given the same experiences) "
             f"and {total} s of training and evaluation ({r0.get('device', '?')}).\n\n```python\n{code}\n```")
+    pick = _quality_pick(memory, strategy) if recipe else None
+    if pick is None:
+        return text
+    changes, var, pinned = pick
+    seeds = len(_paired_diffs(var, _by_seed(recs, memory, (strategy, ref)))) if ref else 0
+    _, gain = _paired_text(var, pinned)
+    _, delta = _paired_text(var, _by_seed(recs, memory, (strategy, ref))) if ref else (None, "not yet measured")
+    cost = statistics.mean(r["condense_seconds"] for r in var.values()) / statistics.mean(
+        r["condense_seconds"] for r in runs.values())
+    replace = ", ".join(f"{f}={v}" for f, v in changes)
+    line = f"use_atom_memory(strategy, ATOMBuffer({memory}, config={recipe}.condense_config().replace({replace})))"
+    return (f"{text}\n\n**The better memory, at {cost:.0f}× the condensation:** the same strategy with its memory "
+            f"condensed with {condense_label(changes)} (the best memory-quality variant that wins over the pinned "
+            f"memory by the README's rule, {gain} points paired) reaches "
+            f"{mean_std([r['final_avg_accuracy'] for r in var.values()])} % over {len(var)} seeds, {delta} points "
+            f"over its counterpart ({ref}){_provisional(seeds).replace(', provisional', '; provisional')}. "
+            f"Condensation "
+            f"{mean_std([r['condense_seconds'] for r in var.values()], 0)} s per seed and memory on the same "
+            f"machine:\n\n```python\n{line}\n```")
 
 
 def avalanche_memory_quality_section() -> str:
@@ -1122,7 +1184,7 @@ def avalanche_memory_quality_section() -> str:
 
     def wins(a, b):  # the README's rule: the paired mean above twice its paired std
         d = _paired_diffs(a, b)
-        return "—" if len(d) < 2 else "**yes**" if statistics.mean(d) > 2 * statistics.stdev(d) else "no"
+        return "—" if len(d) < 2 else "**yes**" if _wins(d) else "no"
 
     rows, used = [], []
     for memory, strategy, changes in variants:
