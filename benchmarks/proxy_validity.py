@@ -55,9 +55,12 @@ the same cost":
     on the validation split and the test set is touched only for the picks.
   * Every measured run is logged at once in benchmarks/results/proxy_validity_cpu_runs/ (``--runs-dir``; one
     JSON-lines file per shard) and committed with the records: the study goes on in a later session or on another
-    machine from where it stopped. The networks and proxies stay in ``--cache-dir``: ``--prepare`` makes the same
-    proxies again (same fingerprints on the same CPU and torch), and a pick whose network was trained elsewhere is
-    trained again at --summary, which stops if its validation accuracies differ from the log's.
+    machine from where it stopped. The proxies are committed there too (``sets/``, about 2 MB): a condensation is
+    bit-exact only on the same CPU, torch and thread count (a second --prepare, single-thread, gave other condensed
+    and herding sets than the first, whose command set no thread count), and every run's key holds its set's
+    fingerprint, so a later session must train on the very same sets. The networks stay in ``--cache-dir``; a pick whose network
+    was trained elsewhere is trained again at --summary, which stops if its validation accuracies differ from the
+    log's.
 
   python benchmarks/proxy_validity.py --budget cpu --plan        # CPU-hour estimate (and measured speed so far)
   python benchmarks/proxy_validity.py --budget cpu --prepare     # condense / select the proxies once
@@ -411,8 +414,8 @@ def cpu_data(args):
 
 
 def cpu_sets(args, train, dev, cache_dir: Path, sets: dict, *, make: bool) -> dict:
-    """{kind: dataset} of every proxy kind, made once and cached in ``cache_dir`` (with ``make`` False a missing
-    set is an error: run --prepare first)."""
+    """{kind: dataset} of every proxy kind, made once and kept in ``cache_dir / "sets"`` (with ``make`` False a
+    missing set is an error: run --prepare first)."""
     out = {}
     for kind, (how, ipc, factor) in sets.items():
         tag = kind.replace(" ", "-") + f"-ipc{ipc}-f{factor}-n{len(train)}" + ("-quick" if args.quick else "")
@@ -552,7 +555,8 @@ def cpu_main(args) -> list[dict]:
         return []
     train, val = cpu_data(args)
     args._val = val
-    kind_data = cpu_sets(args, train, dev, cache_dir, sets, make=not (args.shard or args.summary))
+    # the proxies live beside the runs' log (committed; see the module doc), not in the cache
+    kind_data = cpu_sets(args, train, dev, Path(args.runs_dir), sets, make=not (args.shard or args.summary))
     kind_data[FULL_KIND] = train
     if args.prepare:
         return []
