@@ -1151,11 +1151,11 @@ def avalanche_recommended_section(memory: int = 100) -> str:
     seeds = len(_paired_diffs(var, _by_seed(recs, memory, (strategy, ref)))) if ref else 0
     _, gain = _paired_text(var, pinned)
     _, delta = _paired_text(var, _by_seed(recs, memory, (strategy, ref))) if ref else (None, "not yet measured")
-    cost = statistics.mean(r["condense_seconds"] for r in var.values()) / statistics.mean(
-        r["condense_seconds"] for r in runs.values())
+    # the median of the per-seed ratios: one seed run beside another job on the same cores should not set it
+    cost = statistics.median(var[s]["condense_seconds"] / runs[s]["condense_seconds"] for s in var if s in runs)
     replace = ", ".join(f"{f}={v}" for f, v in changes)
     line = f"use_atom_memory(strategy, ATOMBuffer({memory}, config={recipe}.condense_config().replace({replace})))"
-    return (f"{text}\n\n**The better memory, at {cost:.0f}× the condensation:** the same strategy with its memory "
+    return (f"{text}\n\n**The better memory, at {cost:.0f}× the condensation** (median over seeds): the same strategy with its memory "
             f"condensed with {condense_label(changes)} (the best memory-quality variant that wins over the pinned "
             f"memory by the README's rule, {gain} points paired) reaches "
             f"{mean_std([r['final_avg_accuracy'] for r in var.values()])} % over {len(var)} seeds, {delta} points "
