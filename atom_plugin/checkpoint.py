@@ -37,7 +37,9 @@ def check_same_run(path: Path, meta: dict, run_meta: dict) -> None:
               if k != "iterations" and cfg_old.get(k) != cfg_new.get(k)]
     if diffs:
         legacy = "factor" not in (meta.get("config") or {}) and "config.factor" in diffs
-        hint = (" -- it was written before multi-formation existed: continue it with `factor=1` `networks='random'`") if legacy else ""
+        hint = (" -- it was written before multi-formation existed: continue it with `factor=1` `networks='random'`"
+                if legacy else f" -- it started from `init={cfg_old['init']!r}`: continue it with that `init`"
+                if diffs == ["config.init"] else "")
         raise CondensedFileError(f"the checkpoint {str(path)!r} belongs to a different run (differs in: "
                                  f"{', '.join(diffs)}); remove it or use another `checkpoint`{hint}")
     if int(meta.get("iteration", -1)) > int(cfg_new["iterations"]):

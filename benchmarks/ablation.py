@@ -23,7 +23,7 @@ from _common import (ResultsFile, Timer, add_budget_args, add_out_arg, cached_se
 
 from atom_plugin import ATOMConfig, condense, evaluate, herding_subset, random_subset
 from atom_plugin import device_name, resolve_device
-from atom_plugin.config import PUBLISHED_DEFAULTS
+from atom_plugin.config import LEGACY_CONFIG, PUBLISHED_DEFAULTS
 from atom_plugin.data import VAL_SIZE
 from atom_plugin.runner import run_script
 
@@ -117,8 +117,10 @@ ROUNDS = {
 TILED_FROM, HERDING_FROM = 4, 9
 KEY = ("setting", "ipc", "real_batch", "init", "iterations", "batch_real", "eval_epochs", "num_models", "seed",
        "device")
-#: What a condensed record written before the levers were recorded used (ATOMConfig's defaults).
-LEVER_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("real_batch", "init")}
+#: What a condensed record written before the levers were recorded used, and a setting's levers unless it names
+#: them: uniform batches from random real images at every IPC (a setting is a parametrisation, not the per-IPC
+#: default; ``LEGACY_CONFIG``).
+LEVER_DEFAULTS = {f: LEGACY_CONFIG[f] for f in ("real_batch", "init")}
 
 
 def legacy(r: dict) -> dict:

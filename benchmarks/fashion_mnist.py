@@ -25,7 +25,7 @@ from _common import (ResultsFile, add_budget_args, add_out_arg, cached_set, fash
                      set_threads)
 
 from atom_plugin import ATOMConfig, CondensedDataset, condense, evaluate, herding_subset, random_subset
-from atom_plugin.config import INITS, NETWORKS, PUBLISHED_DEFAULTS, REAL_BATCHES, preset_defaults
+from atom_plugin.config import INITS, LEGACY_CONFIG, NETWORKS, PUBLISHED_DEFAULTS, REAL_BATCHES, preset_defaults
 from atom_plugin.runner import run_script
 from atom_plugin import device_name, resolve_device
 
@@ -34,8 +34,9 @@ PROTOCOL = dict(iterations=8000, eval_epochs=1000, num_models=5)  # the publishe
 CONDENSED = ("atom", "dm", "datadam")
 KEY = ("method", "ipc", "factor", "networks", "pool_steps", "pool_batch", "lr_images", "real_batch", "init", "model",
        "iterations", "batch_real", "eval_epochs", "num_models", "seed", "device")
-#: The real batch and start of a condensed set unless --real-batch / --init say otherwise (ATOMConfig's defaults).
-LEVER_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("real_batch", "init")}
+#: The real batch and start of the condensed records written before they were recorded (uniform batches from random
+#: real images), and the cache names' baseline: a name adds only the levers that differ from it.
+LEVER_DEFAULTS = {f: LEGACY_CONFIG[f] for f in ("real_batch", "init")}
 _POOL_DEFAULTS = {f: ATOMConfig.__dataclass_fields__[f].default for f in ("pool_steps", "pool_batch")}
 
 
@@ -57,11 +58,13 @@ def pool_fields(networks: str | None, args) -> dict:
                 pool_batch=args.pool_batch or _POOL_DEFAULTS["pool_batch"])
 
 
-def lever_fields(method: str, args) -> dict:
-    """``real_batch`` / ``init`` of a condensed set (--real-batch / --init, else ATOMConfig's); {} for a selection."""
+def lever_fields(method: str, ipc: int, args) -> dict:
+    """``real_batch`` / ``init`` of a condensed set (--real-batch / --init, else ATOMConfig's uniform batches and the
+    preset's per-IPC start); {} for a selection."""
     if method not in CONDENSED:
         return {}
-    return dict(real_batch=args.real_batch or LEVER_DEFAULTS["real_batch"], init=args.init or LEVER_DEFAULTS["init"])
+    return dict(real_batch=args.real_batch or LEVER_DEFAULTS["real_batch"],
+                init=args.init or preset_defaults(method, ipc).init)
 
 
 def lever_tag(levers: dict) -> str:
@@ -100,7 +103,7 @@ def make_set(method: str, ipc: int, train, args, dev, cache: Path) -> tuple[Cond
     factor, networks = parametrisation(method, ipc, args)
     pool = pool_fields(networks, args) if condensed else {}
     lr = lr_of(method, ipc, args)
-    levers = lever_fields(method, args)
+    levers = lever_fields(method, ipc, args)
     extra = ("" if pool in ({}, _POOL_DEFAULTS) else f"-ps{pool['pool_steps']}-pb{pool['pool_batch']}") + \
         ("" if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f"-lr{lr:g}") + lever_tag(levers)  # non-defaults only
     tag = (f"{method}-ipc{ipc}-f{factor}-{networks or 'real'}{extra}-it{args.iterations if condensed else 0}"
@@ -137,7 +140,8 @@ def main() -> None:
                     "(default: the preset's per IPC)")
     ap.add_argument("--real-batch", choices=REAL_BATCHES, default=None, help="condensed sets' real batch "
                     "(default: ATOMConfig's, uniform)")
-    ap.add_argument("--init", choices=INITS, default=None, help="condensed sets' start (default: ATOMConfig's, real)")
+    ap.add_argument("--init", choices=INITS, default=None, help="condensed sets' start (default: the preset's per IPC; atom: "
+                    "herding above IPC 10, else real)")
     ap.add_argument("--cache-dir", default="runs/bench-fmnist")
     add_out_arg(ap, "fashion_mnist.json")
     args = ap.parse_args()
@@ -152,7 +156,7 @@ def main() -> None:
             condensed = method in CONDENSED
             factor, networks = parametrisation(method, ipc, args)
             pool = pool_fields(networks, args) if condensed else {}
-            levers = lever_fields(method, args)
+            levers = lever_fields(method, ipc, args)
             for model in args.models:
                 lr = {"lr_images": lr_of(method, ipc, args)} if condensed else {}
                 rec = dict(method=method, ipc=ipc, factor=factor, networks=networks, **pool, **lr, **levers, model=model,

@@ -180,10 +180,11 @@ def make_proxies(args, train, val, dev, cache_dir: Path, split) -> list[dict]:
                 cached = path.exists()
 
                 def make(ipc=ipc, width=width) -> CondensedDataset:
-                    # plain images and random networks: the proxies the recorded study measured (a factorised
-                    # proxy trains on 4x the samples per epoch, a different cost/fidelity point)
+                    # plain images, random networks, a start from random real images: the proxies the recorded
+                    # study measured (a factorised proxy trains on 4x the samples per epoch, a different
+                    # cost/fidelity point; a herding start would fold the coreset into the condensed proxy)
                     cfg = ATOMConfig(preset="atom", ipc=ipc, iterations=args.iterations, batch_real=args.batch_real,
-                                     factor=1, networks="random", **width)
+                                     factor=1, networks="random", init="real", **width)
                     s = condense(split, cfg, device=dev, seed=args.seed, compile=args.compile)
                     s.provenance["condensed_on"] = device_name(dev)
                     return s

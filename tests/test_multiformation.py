@@ -50,14 +50,17 @@ def test_bad_factor_is_one_line(factor, needle):
 
 
 def test_preset_per_ipc_table():
-    assert preset_defaults("dm", 1) == (1, "random", 1.0) and preset_defaults("datadam", 10) == (1, "random", 1.0)
-    assert preset_defaults("atom", 1) == (2, "random", 0.3) and preset_defaults("atom", 2) == (2, "random", 1.0)
-    assert preset_defaults("atom", 10) == (2, "random", 1.0) and preset_defaults("atom", 50) == (1, "random", 1.0)
+    assert preset_defaults("dm", 1) == (1, "random", 1.0, "real") == preset_defaults("datadam", 50)
+    assert preset_defaults("atom", 1) == (2, "random", 0.3, "real") and preset_defaults("atom", 2) == (2, "random", 1.0, "real")
+    assert preset_defaults("atom", 10) == (2, "random", 1.0, "real")
+    assert preset_defaults("atom", 11) == preset_defaults("atom", 50) == (1, "random", 1.0, "herding")
     for ipc in (1, 10, 50):
         cfg = ATOMConfig(preset="atom", ipc=ipc).resolved()
-        assert (cfg.factor, cfg.networks, cfg.lr_images) == preset_defaults("atom", ipc)
-    explicit = ATOMConfig(preset="atom", ipc=1, factor=1, networks="random", lr_images=1.0).resolved()
-    assert (explicit.factor, explicit.lr_images) == (1, 1.0)  # explicit values win
+        assert (cfg.factor, cfg.networks, cfg.lr_images, cfg.init) == preset_defaults("atom", ipc)
+    explicit = ATOMConfig(preset="atom", ipc=50, factor=2, networks="random", lr_images=0.3, init="real").resolved()
+    assert (explicit.factor, explicit.lr_images, explicit.init) == (2, 0.3, "real")  # explicit values win
+    with pytest.raises(ConfigError, match="init is unset"):
+        ATOMConfig(lr_images=1.0, factor=1, networks="random", w_spatial=0, w_channel=0, w_embed=1, power=1).validate()
 
 
 def test_factor_one_equals_the_unfactorised_loop(digits):

@@ -45,6 +45,18 @@ def test_herding_init_at_factor_1_starts_from_exactly_the_herding_subset(digits)
     assert not torch.equal(plain.images, out.images) and "init" not in plain.provenance
 
 
+def test_the_atom_default_starts_from_the_herding_coreset_above_ipc_10_only(digits):
+    """The per-IPC table's start (ATOM_BY_IPC): herding at IPC 11 (factor 1 there: exactly the coreset's images),
+    random real images at IPC 10; an explicit ``init`` wins."""
+    cfg = ATOMConfig(preset="atom", ipc=11, iterations=0, **SMALL)
+    assert cfg.init is None and cfg.resolved().init == "herding" and cfg.replace(ipc=10).resolved().init == "real"
+    out = condense(digits, cfg, device="cpu", seed=1, classes=[2, 5])
+    coreset = herding_subset(digits, 11, seed=1, classes=[2, 5], feature_config=cfg.resolved(), device="cpu")
+    assert torch.equal(out.images, coreset.images) and out.provenance["init"]["method"] == "herding"
+    assert out.config["init"] == "herding"  # the resolved start is what the file records
+    assert "init" not in condense(digits, cfg.replace(init="real"), device="cpu", seed=1, classes=[2, 5]).provenance
+
+
 def test_a_resumed_herding_start_keeps_its_cost_in_the_provenance(digits, tmp_path):
     cfg = ATOMConfig(preset="dm", ipc=1, iterations=2, init="herding", **SMALL)
     ckpt = tmp_path / "c.safetensors"

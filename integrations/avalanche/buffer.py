@@ -40,7 +40,7 @@ from atom_plugin.errors import ConfigError, check_choice  # noqa: E402
 from ._buffer_facts import BufferFacts  # noqa: E402
 from ._buffer_state import BufferState  # noqa: E402
 from .experience import peek_experience, read_experience, resolve_normalization  # noqa: E402
-from .groups import CondensedGroup, condense_classes, default_config, recondense_groups, widen  # noqa: E402
+from .groups import MEMORY_INIT, CondensedGroup, condense_classes, default_config, recondense_groups, widen  # noqa: E402
 from .shares import POLICIES, SMALL_CLASS_RULES, Key, check_capacity, class_counts, plan_sizes, policy_ipc  # noqa: E402
 
 
@@ -51,7 +51,8 @@ class ATOMBuffer(BufferFacts, BufferState, BalancedExemplarsBuffer[CondensedGrou
         max_size: total *stored* images the memory may hold (the ``mem_size`` of the plugins).
         config: condensation settings (default :func:`default_config`); its ``ipc`` is the default
             ``images_per_class`` of ``policy="per_class"`` and is ignored by ``"budget"``; its ``factor`` (and
-            ``networks``) None = the preset's per-IPC table at each group's share, an int = that factor for all.
+            ``networks``) None = the preset's per-IPC table at each group's share, an int = that factor for all;
+            its ``init`` None = :data:`.groups.MEMORY_INIT` (random real images) at every share.
         policy: ``"budget"`` or ``"per_class"``.
         images_per_class: the IPC of ``"per_class"`` (None for budget).
         seed: base seed (experience e, call j: ``seed * 1_000_003 + 1000 * e + j``).
@@ -99,7 +100,8 @@ class ATOMBuffer(BufferFacts, BufferState, BalancedExemplarsBuffer[CondensedGrou
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (the benchmark's normalisation), or neither")
         super().__init__(max_size, adaptive_size=True)
-        self.config = cfg = config if config is not None else default_config()
+        cfg = config if config is not None else default_config()
+        self.config = cfg = cfg if cfg.init is not None else cfg.replace(init=MEMORY_INIT)
         cfg.resolved()  # validate now, not after the first experience's training
         self.ipc = policy_ipc(policy, images_per_class, cfg.ipc, max_size)
         if recondense_iterations is not None and recondense_iterations < 0:

@@ -22,13 +22,18 @@ from .shares import Key, by_task_size_factor  # noqa: E402
 
 #: Condensation iterations per experience when no config is given (about 10 s per experience on an H100 at IPC 10).
 DEFAULT_ITERATIONS = 1000
+#: The start of a memory's new classes when its config leaves ``init`` unset: random real images of the class, at
+#: every share. The core's per-IPC table starts above IPC 10 from the herding coreset, chosen on static
+#: Fashion-MNIST; in a memory that start would train a feature network at every update, and it is not measured in
+#: continual learning (docs/avalanche.md's memories all start from real images). Set ``config.init`` to choose.
+MEMORY_INIT = "real"
 
 
 def default_config() -> ATOMConfig:
     """The buffer's default condensation settings: the core's default preset (``atom``) with
     :data:`DEFAULT_ITERATIONS`; ``factor`` and ``networks`` left to the preset's per-IPC table, applied to each
-    group's stored-image share (:func:`group_factor`)."""
-    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS)
+    group's stored-image share (:func:`group_factor`); the start :data:`MEMORY_INIT`."""
+    return ATOMConfig(preset="atom", iterations=DEFAULT_ITERATIONS, init=MEMORY_INIT)
 
 
 def group_factor(config: ATOMConfig, stored: int) -> int:

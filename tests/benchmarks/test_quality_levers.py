@@ -19,8 +19,10 @@ def test_protocol_keys_and_cache_names_keep_the_levers_apart(load_benchmark, tmp
     assert mod.key_of(selection)[7:9] == ("None", "None")
     args = argparse.Namespace(real_batch=None, init=None, factor=None, networks=None, lr_images=None, iterations=200,
                               batch_real=64, seed=0, compile=False, pool_steps=None, pool_batch=None)
-    assert mod.lever_fields("atom", args) == dict(real_batch="uniform", init="real")
-    assert mod.lever_fields("herding", args) == {}
+    assert mod.lever_fields("atom", 10, args) == dict(real_batch="uniform", init="real")
+    assert mod.lever_fields("atom", 50, args) == dict(real_batch="uniform", init="herding")  # the per-IPC start
+    assert mod.lever_fields("dm", 50, args) == dict(real_batch="uniform", init="real")
+    assert mod.lever_fields("herding", 50, args) == {}
     names = []
     monkeypatch.setattr(mod, "cached_set", lambda path, make, dev: (names.append(path.name), (None, 0.0))[1])
     for real_batch, init in ((None, None), ("representative", None), (None, "herding")):

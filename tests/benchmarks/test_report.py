@@ -10,16 +10,18 @@ def report(load_benchmark):
     return load_benchmark("report")
 
 
-def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0, lr=None):
+def _rec(method, ipc, accs, iterations=200, factor=None, networks=None, seed=0, lr=None, init=None):
     mean = sum(accs) / len(accs)
     std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-    rec = dict(method=method, model="convnet", ipc=ipc, iterations=0 if "random" in method else iterations,
-               device="cpu", num_models=len(accs), eval_epochs=300, seed=seed, accuracies=accs,
+    rec = dict(method=method, model="convnet", ipc=ipc, iterations=0 if method in ("herding", "random", "tiled-random")
+               else iterations, device="cpu", num_models=len(accs), eval_epochs=300, seed=seed, accuracies=accs,
                accuracy_mean=mean, accuracy_std=std)
     if factor is not None:  # records written before factors existed have neither field
         rec.update(factor=factor, networks=networks)
     if lr is not None:  # records written before the images' lr was recorded used 1
         rec.update(lr_images=lr)
+    if init is not None:  # records written before the start was recorded started from random real images
+        rec.update(init=init, real_batch="uniform")
     return rec
 
 
@@ -28,29 +30,37 @@ def _line(text, ipc):
 
 
 def test_targets_are_paired_by_evaluation_seed(report):
-    recs = [_rec("atom", 10, [83.0, 83.3, 83.5], factor=2, networks="random"), _rec("dm", 10, [80.6, 81.0, 81.2]),
+    recs = [_rec("atom", 10, [84.0, 84.3, 84.5], factor=2, networks="random"), _rec("dm", 10, [80.6, 81.0, 81.2]),
             _rec("tiled-random", 10, [72.0, 72.1, 72.2], factor=2),
             _rec("atom", 1, [70.0, 70.0, 70.0], factor=2, networks="random"),  # lr 1: not IPC 1's default
             _rec("atom", 1, [77.0, 77.5, 78.0], factor=2, networks="random", lr=0.3), _rec("dm", 1, [70.8, 71.2, 71.6]),
             _rec("dm", 1, [0.0, 0.0, 0.0], lr=0.3),  # nor today's dm
-            _rec("atom", 50, [85.2, 85.4, 85.6]), _rec("dm", 50, [85.1, 85.5, 85.5])]
+            _rec("atom", 50, [99.0, 99.0, 99.0]),  # a random real start: not IPC 50's default
+            _rec("atom", 50, [86.4, 86.6, 86.8], init="herding"), _rec("dm", 50, [85.1, 85.5, 85.5]),
+            _rec("herding", 50, [85.8, 86.0, 86.3])]
     text = report._targets(recs)
     ipc10, ipc1, ipc50 = _line(text, 10), _line(text, 1), _line(text, 50)
-    assert "default − dm = +2.33 ± 0.06 (target ≥ +2) → **met**" in ipc10
-    assert "default − tiled random = +11.17 ± 0.15 → **met**" in ipc10
+    assert "default − dm = +3.33 ± 0.06 (target ≥ +3) → **met**" in ipc10
+    assert "default − tiled random = +12.17 ± 0.15 → **met**" in ipc10
     assert "default − dm = +6.30 ± 0.10 (target ≥ +6) → **met**" in ipc1 and "tiled random not measured" in ipc1
-    assert "default − dm = +0.03 ± 0.12 (target ≥0) → **met**" in ipc50  # IPC 50's default is factor 1, random
+    assert "herding start" in ipc50 and "default − dm = +1.23 ± 0.12 (target ≥ +0.5) → **met**" in ipc50
+    assert "default − herding = +0.57 ± 0.06 (target ≥ +0.3) → **met**" in ipc50
+    assert report._levers(recs[7]) == "random real start" and report._levers(recs[8]) == ""
+    assert report._levers(recs[9]) == ""  # dm's start is random real images at every IPC
 
 
 def test_targets_need_the_mean_above_twice_the_paired_std_and_the_same_budget(report):
-    noisy = [_rec("atom", 10, [84.0, 81.0, 84.5], factor=2, networks="random"), _rec("dm", 10, [80.6, 81.0, 81.2])]
-    assert "→ **not met**" in _line(report._targets(noisy), 10)  # +2.23 on average but ± 1.9
+    noisy = [_rec("atom", 10, [85.0, 82.0, 85.5], factor=2, networks="random"), _rec("dm", 10, [80.6, 81.0, 81.2])]
+    assert "→ **not met**" in _line(report._targets(noisy), 10)  # +3.23 on average but ± 1.9
     other = [_rec("atom", 10, [84.0, 84.0, 84.5], factor=2, networks="random"),
              _rec("dm", 10, [80.6, 81.0, 81.2], iterations=8000),
              _rec("dm", 10, [80.6, 81.0, 81.2], factor=2, networks="random")]  # neither is today's dm at this budget
-    assert "today's dm not measured at this budget" in _line(report._targets(other), 10)
+    assert "dm not measured at this budget" in _line(report._targets(other), 10)
     plain_atom = [_rec("atom", 1, [71.0, 71.4, 71.8]), _rec("dm", 1, [70.8, 71.2, 71.6])]
-    assert "the default (factor 2, random networks, image lr 0.3) not measured" in _line(report._targets(plain_atom), 1)
+    assert "the default (factor 2, random networks, image lr 0.3, random real start) not measured" in \
+        _line(report._targets(plain_atom), 1)
+    unpaired = [_rec("atom", 50, [86.4, 86.6, 86.8], init="herding"), _rec("herding", 50, [85.8, 86.0, 86.3], seed=1)]
+    assert "herding not measured at this budget" in _line(report._targets(unpaired), 50)  # another seed
 
 
 def test_speed_cells_read_block_timed_and_older_records(report):
@@ -92,7 +102,7 @@ def test_the_headline_shows_the_default_dm_herding_and_random_at_one_budget(repo
     (tmp_path / "fashion_mnist.json").write_text(json.dumps(recs))
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     rows = {line.split(" | ")[0].strip("| "): line for line in report.headline_table().splitlines()}
-    assert "| 83.10 ± 0.14 |" in rows["the default (`atom`, per-IPC factor)"]
+    assert "| 83.10 ± 0.14 |" in rows["the default (`atom`, per-IPC table)"]
     assert "| 80.20 ± 0.28 |" in rows["`dm` (DM as published)"]
     assert "| 77.00 ± 0.00 |" in rows["random real images"] and rows["herding (coreset)"].count("—") == 3
     assert "Budget: 200 condensation iterations × 64 real images per class; 2 ConvNet-3 networks × 300 epochs" in \

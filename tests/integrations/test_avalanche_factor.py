@@ -83,6 +83,10 @@ def test_default_config_takes_the_cores_per_ipc_table():
         assert group_factor(cfg, ipc) == preset_defaults("atom", ipc).factor
     assert group_factor(cfg, 10) == 2 and group_factor(cfg, 11) == 1  # the table's rows today
     assert group_factor(cfg.replace(factor=1), 10) == 1  # an explicit factor wins
+    # the start: random real images at every share (the core's table says herding above IPC 10), unless set
+    assert cfg.init == "real" and preset_defaults("atom", 50).init == "herding"
+    assert ATOMBuffer(100, config=ATOMConfig(iterations=1), progress=False).config.init == "real"
+    assert ATOMBuffer(100, config=ATOMConfig(iterations=1, init="herding"), progress=False).config.init == "herding"
 
 
 def test_factorised_memory_counts_stored_images_and_serves_decoded_samples(bench):
