@@ -36,10 +36,12 @@ def check_same_run(path: Path, meta: dict, run_meta: dict) -> None:
     diffs += [f"config.{k}" for k in sorted(set(cfg_old) | set(cfg_new))
               if k != "iterations" and cfg_old.get(k) != cfg_new.get(k)]
     if diffs:
-        legacy = "factor" not in (meta.get("config") or {}) and "config.factor" in diffs
-        hint = (" -- it was written before multi-formation existed: continue it with `factor=1` `networks='random'`"
-                if legacy else f" -- it started from `init={cfg_old['init']!r}`: continue it with that `init`"
-                if diffs == ["config.init"] else "")
+        hint = ""
+        if "factor" not in (meta.get("config") or {}) and "config.factor" in diffs:
+            hint = " -- it was written before multi-formation existed: continue it with `factor=1` `networks='random'`"
+        elif diffs == ["config.init"]:  # e.g. an IPC > 10 run started before the atom default's herding start
+            hint = (f" -- it started from `init={cfg_old['init']!r}`: continue it with that `init` (CLI: "
+                    f"`--init {cfg_old['init']}`)")
         raise CondensedFileError(f"the checkpoint {str(path)!r} belongs to a different run (differs in: "
                                  f"{', '.join(diffs)}); remove it or use another `checkpoint`{hint}")
     if int(meta.get("iteration", -1)) > int(cfg_new["iterations"]):

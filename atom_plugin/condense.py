@@ -110,9 +110,9 @@ def condense(
     matcher = matcher_class(mode)(data, cfg, run_classes, local_classes, dev, seed, init_images, compile=compile,
                                   device_memory_budget_mb=device_memory_budget_mb)
     state = CondenseState(iteration=0, iterations=cfg.iterations, config=cfg, classes=local_classes)
-    if start is not None:
-        run_meta["init"] = start  # kept in the checkpoints, so a resumed run still reports the herding start's cost
     start = _resume(ckpt, resume, matcher, run_meta, state) or start
+    if start is not None:  # kept in every checkpoint (a resumed process's too): each resume still reports its cost
+        run_meta["init"] = start
     # start
     for cb in callbacks:
         cb.on_condense_start(state)
@@ -317,7 +317,9 @@ def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None 
     """Condense a condensed set into fewer stored images per class: its decoded samples play the real data.
 
     Used when a fixed memory budget must shrink old classes whose real data is gone (continual learning).
-    ``config`` defaults to the set's own config (and its factor); ``factor`` re-condenses into another
+    ``config`` defaults to the set's own config (and its factor) with ``init`` left to the preset's per-IPC table at
+    the new ``ipc`` (an ``atom`` set of IPC 50 started from herding re-condenses to IPC 10 from random decoded
+    samples, as the table starts at IPC 10); ``factor`` re-condenses into another
     multi-formation factor (e.g. a factor-1 set of IPC 10 into IPC 5 at factor 2); ``batch_real`` is capped at
     the decoded samples per class. Keyword arguments go to :func:`condense`.
 
@@ -326,6 +328,7 @@ def recondense(condensed: CondensedDataset, ipc: int, config: ATOMConfig | None 
     """
     if config is None:
         config = ATOMConfig.from_dict(condensed.config) if condensed.config else ATOMConfig()
+        config = config.replace(init=None)  # the per-IPC start at the new IPC, not the set's
         if factor is None:  # the set's own factor unless asked; the preset's per-IPC choice only when asked
             config = config.replace(factor=condensed.factor)
     if factor is not None:

@@ -1391,12 +1391,12 @@ LEVER_PAIRS = (
     ("representative batches", "s10c10-p4-f2-rep", "s10c10-p4-f2"),
     ("representative batches, at lr 0.3", "s10c10-p4-f2-lr0.3-rep", "s10c10-p4-f2-lr0.3"),
     ("images' lr 0.3 (factor 2)", "s10c10-p4-f2-lr0.3", "s10c10-p4-f2"),
-    ("default (factor 1) − dm", "s10c10-p4-f1", "dm"),
+    ("random real start (factor 1) − dm", "s10c10-p4-f1", "dm"),
     ("herding start", "s10c10-p4-f1-herd", "s10c10-p4-f1"),
     ("images' lr 0.3 (factor 1)", "s10c10-p4-f1-lr0.3", "s10c10-p4-f1"),
     ("herding start and lr 0.3", "s10c10-p4-f1-herd-lr0.3", "s10c10-p4-f1"),
     ("herding start − the herding coreset (the gain over the start)", "s10c10-p4-f1-herd", "herding"),
-    ("default (factor 1) − the herding coreset", "s10c10-p4-f1", "herding"),
+    ("random real start (factor 1) − the herding coreset", "s10c10-p4-f1", "herding"),
 )
 
 

@@ -56,8 +56,9 @@ def get_proxy(args: argparse.Namespace, train: Dataset, val: Dataset, save_to: P
         check_compatible(proxy, val)
         print(f"proxy: {args.proxy} ({len(proxy)} images, method {proxy.method})")
         return proxy
-    # plain images (factor 1): a proxy exists to make trials cheap, and a factorised one trains on 4x the samples
-    cfg = ATOMConfig(ipc=args.ipc, iterations=args.iterations, factor=1, networks="random",
+    # plain images (factor 1): a proxy exists to make trials cheap, and a factorised one trains on 4x the samples;
+    # from random real images at every IPC (the default's herding start above IPC 10 trains a network first)
+    cfg = ATOMConfig(ipc=args.ipc, iterations=args.iterations, factor=1, networks="random", init="real",
                      **({"width": 16} if args.quick else {}))
     t0 = time.perf_counter()
     proxy = condense(train, cfg, device=args.device, seed=args.seed)

@@ -100,7 +100,7 @@ def test_resume_equals_uninterrupted_run(digits, tmp_path):
         condense(digits, cfg, device="cpu", seed=2, checkpoint=ckpt, resume=True)
     # a run that differs only in its start (as an IPC > 10 run started before the per-IPC table chose herding) is
     # told the start to continue it with
-    with pytest.raises(CondensedFileError, match=r"differs in: config\.init\).* continue it with that `init`"):
+    with pytest.raises(CondensedFileError, match=r"differs in: config\.init\).* it started from `init='real'`: continue it with that `init`"):
         condense(digits, cfg.replace(init="noise"), device="cpu", seed=1, checkpoint=ckpt, resume=True)
 
 

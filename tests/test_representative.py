@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from atom_plugin import ATOMConfig, condense, herding_subset
+from atom_plugin import ATOMConfig, condense, herding_subset, recondense
 from atom_plugin._safeio import read_tensors, write_tensors
 from atom_plugin.errors import CondensedFileError, ConfigError
 from atom_plugin.matcher import Matcher
@@ -55,6 +55,9 @@ def test_the_atom_default_starts_from_the_herding_coreset_above_ipc_10_only(digi
     assert torch.equal(out.images, coreset.images) and out.provenance["init"]["method"] == "herding"
     assert out.config["init"] == "herding"  # the resolved start is what the file records
     assert "init" not in condense(digits, cfg.replace(init="real"), device="cpu", seed=1, classes=[2, 5]).provenance
+    # re-condensed without a config to IPC 2, the set starts as the table does there, from its (random) samples
+    smaller = recondense(out, 2, device="cpu", seed=1)
+    assert smaller.config["init"] == "real" and "init" not in smaller.provenance
 
 
 def test_a_resumed_herding_start_keeps_its_cost_in_the_provenance(digits, tmp_path):
@@ -64,6 +67,10 @@ def test_a_resumed_herding_start_keeps_its_cost_in_the_provenance(digits, tmp_pa
     resumed = condense(digits, cfg.replace(iterations=3), device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt,
                        resume=True)  # the herding selection is not redone (the checkpoint holds the images)
     assert resumed.provenance["resumed_from"] == 2 and resumed.provenance["init"] == first.provenance["init"]
+    # the resumed process's own checkpoints keep the record, so a second resume still reports it
+    again = condense(digits, cfg.replace(iterations=4), device="cpu", seed=0, classes=[0, 1], checkpoint=ckpt,
+                     resume=True)
+    assert again.provenance["resumed_from"] == 3 and again.provenance["init"] == first.provenance["init"]
 
 
 def test_representative_batch_is_the_pool_samples_nearest_the_centres_of_the_iterations_network(digits):

@@ -104,7 +104,7 @@ def test_lever_rows_pair_each_setting_with_its_control_and_apply_the_winning_rul
     assert "| 50 | herding start | `s10c10-p4-f1-herd` − `s10c10-p4-f1` | +1.30 ± 0.17 | **yes** |" in lines
     assert ("| 50 | herding start − the herding coreset (the gain over the start) | `s10c10-p4-f1-herd` − `herding` "
             "| +0.73 ± 0.29 | **yes** |") in lines
-    assert "| 50 | default (factor 1) − the herding coreset | `s10c10-p4-f1` − `herding` | -0.57 ± 0.12 | no |" in lines
+    assert "| 50 | random real start (factor 1) − the herding coreset | `s10c10-p4-f1` − `herding` | -0.57 ± 0.12 | no |" in lines
     assert "| 10 | representative batches | `s10c10-p4-f2-rep` − `s10c10-p4-f2` | +0.10 ± 0.20 | no |" in lines
     assert not any(line.startswith("| 1 |") for line in lines)
 
