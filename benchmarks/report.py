@@ -106,6 +106,27 @@ def protocol_table() -> str:
     return table + (f"\n\n{figure}" if figure else "") + "\n\n" + _targets(recs) + "\n\n" + provenance(recs)
 
 
+def _ipc_series(recs: list[dict]) -> dict[str, list[dict]]:
+    """The IPC figure's lines: ``{label: records}``, the ``atom`` default (its per-IPC choices) as one line, a
+    selection by its method, every other set by method, factor, networks, lr, batch and start."""
+    series: dict[str, list[dict]] = {}
+    for r in recs:
+        lr = _lr(r)
+        if r["method"] == "atom" and _is_default(r):
+            name = "atom default (per-IPC table)"
+        elif r["networks"] is None and r["factor"] == 1:
+            name = r["method"]
+        else:  # a line's start is named when not random real images, the same at every IPC (not per-IPC default)
+            init = r.get("init", LEGACY_CONFIG["init"])
+            levers = ", ".join(p for p in (_batch_lever(r), "" if init == LEGACY_CONFIG["init"]
+                                           else f"{_start_label(init)} start") if p)
+            name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
+                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'}" \
+                f"{', ' + levers if levers else ''})"
+        series.setdefault(name, []).append(r)
+    return series
+
+
 def _ipc_figure(recs: list[dict]) -> str:
     """The link to a plot of test accuracy (mean ± std, %) against IPC, one line for the ``atom`` default (its
     per-IPC choices) and one per other method/factor/networks/lr. One budget only: the most common (iterations,
@@ -114,19 +135,8 @@ def _ipc_figure(recs: list[dict]) -> str:
     if not budgets:
         return ""
     its, models, epochs = budgets.most_common(1)[0][0]
-    recs = [r for r in recs if r["iterations"] in (0, its) and (r["num_models"], r["eval_epochs"]) == (models, epochs)]
-    series: dict[str, list[dict]] = {}
-    for r in recs:
-        lr = _lr(r)
-        if r["method"] == "atom" and _is_default(r):
-            name = "atom default (per-IPC table)"
-        elif r["networks"] is None and r["factor"] == 1:
-            name = r["method"]
-        else:
-            name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
-                f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'}" \
-                f"{', ' + _levers(r) if _levers(r) else ''})"
-        series.setdefault(name, []).append(r)
+    series = _ipc_series([r for r in recs if r["iterations"] in (0, its)
+                          and (r["num_models"], r["eval_epochs"]) == (models, epochs)])
 
     def draw(plt, path: Path) -> None:
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)

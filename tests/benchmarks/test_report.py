@@ -63,6 +63,19 @@ def test_targets_need_the_mean_above_twice_the_paired_std_and_the_same_budget(re
     assert "herding not measured at this budget" in _line(report._targets(unpaired), 50)  # another seed
 
 
+def test_the_ipc_figure_names_a_start_the_same_at_every_ipc(report):
+    """A line of the IPC figure is one parametrisation across IPCs: plain factor-1 sets from random real images are
+    one line (though at IPC 50 that start is no longer the default's), the default is one line, and a herding start
+    off the default is named."""
+    recs = [_rec("atom", ipc, [80.0, 80.0, 80.0], factor=1, networks="random", init="real") for ipc in (1, 10, 50)]
+    recs += [_rec("atom", 50, [86.0, 86.0, 86.0], factor=1, networks="random", init="herding"),
+             _rec("atom", 10, [83.0, 83.0, 83.0], factor=2, networks="random", init="real"),
+             _rec("atom", 10, [84.0, 84.0, 84.0], factor=2, networks="random", init="herding")]
+    series = {name: sorted(r["ipc"] for r in rs) for name, rs in report._ipc_series(recs).items()}
+    assert series == {"atom (f 1, random)": [1, 10, 50], "atom default (per-IPC table)": [10, 50],
+                      "atom (f 2, random, herding start)": [10]}
+
+
 def test_speed_cells_read_block_timed_and_older_records(report):
     block = dict(ms_per_iter=4.0, ms_per_iter_min=3.9, ms_per_iter_max=4.4, blocks=3)
     assert report.speed_ms(block) == (4.0, "4.0 (3.9–4.4)")
