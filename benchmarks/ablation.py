@@ -102,7 +102,8 @@ ROUNDS = {
     # Liu et al. ICCV 2023: the samples nearest the k-means centres of 256 real images' features, re-clustered every
     # 10 iterations) at IPC 1 (with its default lr 0.3) and IPC 10 (lr 1, and lr 0.3); at IPC 50 the default
     # (factor 1), dm, the herding start (the herding baseline's own images at factor 1) and lr 0.3. The herding
-    # baseline is a selection entry of this round (--herding-epochs).
+    # baseline is a selection entry of this round (--herding-epochs). Then the herding start at factor 2 (the coreset's
+    # IPC x 4 images tiled into the factor-2 images, against the default's tiled random real images) at IPC 1 and 10.
     9: {
         "s10c10-p4-f2-rep": dict(ATOM, factor=2, networks="random", real_batch="representative"),
         "s10c10-p4-f2-lr0.3-rep": dict(ATOM, factor=2, networks="random", lr_images=0.3, real_batch="representative"),
@@ -111,6 +112,7 @@ ROUNDS = {
         "s10c10-p4-f1-herd": dict(ATOM, factor=1, networks="random", init="herding"),
         "s10c10-p4-f1-lr0.3": dict(ATOM, factor=1, networks="random", lr_images=0.3),
         "s10c10-p4-f1-herd-lr0.3": dict(ATOM, factor=1, networks="random", init="herding", lr_images=0.3),
+        "s10c10-p4-f2-herd": dict(ATOM, factor=2, networks="random", init="herding"),
     },
 }
 #: The rounds whose baselines include the tiled random set (factor 2) and the herding coreset.

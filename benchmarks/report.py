@@ -1403,6 +1403,7 @@ LEVER_PAIRS = (
     ("images' lr 0.3 (factor 2)", "s10c10-p4-f2-lr0.3", "s10c10-p4-f2"),
     ("random real start (factor 1) − dm", "s10c10-p4-f1", "dm"),
     ("herding start", "s10c10-p4-f1-herd", "s10c10-p4-f1"),
+    ("herding start (factor 2)", "s10c10-p4-f2-herd", "s10c10-p4-f2"),
     ("images' lr 0.3 (factor 1)", "s10c10-p4-f1-lr0.3", "s10c10-p4-f1"),
     ("herding start and lr 0.3", "s10c10-p4-f1-herd-lr0.3", "s10c10-p4-f1"),
     ("herding start − the herding coreset (the gain over the start)", "s10c10-p4-f1-herd", "herding"),

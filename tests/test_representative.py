@@ -45,6 +45,17 @@ def test_herding_init_at_factor_1_starts_from_exactly_the_herding_subset(digits)
     assert not torch.equal(plain.images, out.images) and "init" not in plain.provenance
 
 
+def test_herding_init_at_factor_2_tiles_the_herding_subset_of_ipc_times_4_images(digits):
+    """At factor f the start is the herding subset of ipc * f² images per class, each f² of them encoded (tiled) into
+    one stored image; the set lists its classes in label order (ablation round 9's ``s10c10-p4-f2-herd``)."""
+    from atom_plugin.multiformation import encode
+    cfg = ATOMConfig(preset="dm", ipc=1, iterations=0, init="herding", **dict(SMALL, factor=2))
+    out = condense(digits, cfg, device="cpu", seed=3, classes=[4, 1])
+    coreset = herding_subset(digits, 4, seed=3, classes=[4, 1], feature_config=cfg.resolved(), device="cpu")
+    order = torch.cat([(coreset.labels == k).nonzero().flatten() for k in (1, 4)])
+    assert out.stored_images.shape[0] == 2 and torch.equal(out.stored_images, encode(coreset.images[order], 2))
+
+
 def test_the_atom_default_starts_from_the_herding_coreset_above_ipc_10_only(digits):
     """The per-IPC table's start (ATOM_BY_IPC): herding at IPC 11 (factor 1 there: exactly the coreset's images),
     random real images at IPC 10; an explicit ``init`` wins."""
