@@ -551,8 +551,14 @@ def cpu_main(args) -> list[dict]:
         measured = [e for e in _cpu_entries(args.runs_dir).values() if e.get("seconds")]
         if measured:
             ms = 1000 * sum(e["seconds"] for e in measured) / sum(e["train_size"] * e["epochs"] for e in measured)
-            print(f"  measured so far: {len(measured)} runs, {ms:.2f} ms per sample pass on average (re-plan: drop "
-                  "the herding proxy or the 120k point before dropping architectures if the total is over 25 CPU-h)")
+            # the same runs at the plan's cost model: how far the measured machine is from it
+            predicted = sum(e["train_size"] * e["epochs"] * plan.ms_per_sample(nni_space.parse_arch_key(e["arch"]))
+                            for e in measured) / 1000
+            ratio = sum(e["seconds"] for e in measured) / predicted
+            print(f"  measured so far: {len(measured)} runs, {ms:.2f} ms per sample pass on average, {ratio:.2f}x "
+                  f"the plan's model for the same runs: at that speed the study is ~{est.cpu_hours * ratio:.1f} "
+                  "CPU-hours (re-plan: drop the herding proxy or the 120k point before dropping architectures if "
+                  "the total is over 25 CPU-h)")
         return []
     train, val = cpu_data(args)
     args._val = val

@@ -33,6 +33,26 @@ def test_plan_prints_the_estimate_and_the_aligned_evaluations(pv, capsys, tmp_pa
     assert "('full-data early stop', 0.5, 27500, '30k')" in out and "('condensed f2', 300.0, 120000, '120k')" in out
 
 
+def test_plan_scales_the_estimate_by_the_measured_speed(pv, capsys, tmp_path):
+    """A run logged at twice the plan's cost model: --plan says so and doubles the study's CPU-hours."""
+    import json
+
+    from atom_plugin.integrations.proxy import plan, space
+
+    arch = "d3-w128-relu-instancenorm-avgpool"
+    model_seconds = 100 * 300 * plan.ms_per_sample(space.parse_arch_key(arch)) / 1000
+    (tmp_path / "candidates-0of2.jsonl").write_text(json.dumps(dict(
+        key="k", kind="random 100", arch=arch, seed=0, train_size=100, epochs=300, points=[],
+        seconds=2 * model_seconds, device="cpu")) + "\n")
+    assert pv.main(["--budget", "cpu", "--plan", "--runs-dir", str(tmp_path), "--cache-dir", str(tmp_path)]) == []
+    out = capsys.readouterr().out
+    hours = float(out.split("sample passes, ~")[1].split(" CPU-hours")[0])
+    ms = 2 * plan.ms_per_sample(space.parse_arch_key(arch))
+    assert f"1 runs, {ms:.2f} ms per sample pass on average, 2.00x the plan's model" in out
+    scaled = float(out.split("the study is ~")[1].split(" CPU-hours")[0])
+    assert abs(scaled - 2 * hours) <= 0.1
+
+
 def test_report_says_not_yet_measured_without_records(load_benchmark, tmp_path):
     report = load_benchmark("report")
     report.RESULTS = tmp_path  # no records
