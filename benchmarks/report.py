@@ -117,9 +117,7 @@ def _ipc_series(recs: list[dict]) -> dict[str, list[dict]]:
         elif r["networks"] is None and r["factor"] == 1:
             name = r["method"]
         else:  # a line's start is named when not random real images, the same at every IPC (not per-IPC default)
-            init = r.get("init", LEGACY_CONFIG["init"])
-            levers = ", ".join(p for p in (_batch_lever(r), "" if init == LEGACY_CONFIG["init"]
-                                           else f"{_start_label(init)} start") if p)
+            levers = ", ".join(p for p in (_batch_lever(r), _start_lever(r, LEGACY_CONFIG["init"])) if p)
             name = f"{r['method']} (f {r['factor']}{', ' + _networks_label(r) if r['networks'] else ''}" \
                 f"{'' if lr in (None, PUBLISHED_DEFAULTS.lr_images) else f', lr {lr:g}'}" \
                 f"{', ' + levers if levers else ''})"
@@ -1295,10 +1293,15 @@ def _levers(r: dict) -> str:
     so a start from random real images is named there: ``"random real start"``), "" for the defaults. Records
     without the fields (older ones) used uniform batches from random real images."""
     method = r.get("method", "atom")
-    init = r.get("init", LEGACY_CONFIG["init"])
     default = preset_defaults(method, r["ipc"]).init if method in CONDENSED else LEGACY_CONFIG["init"]
-    start = "" if init == default else f"{_start_label(init)} start"
-    return ", ".join(p for p in (_batch_lever(r), start) if p)
+    return ", ".join(p for p in (_batch_lever(r), _start_lever(r, default)) if p)
+
+
+def _start_lever(r: dict, default: str) -> str:
+    """``"herding start"`` / ``"random real start"`` for a record whose start is not ``default``, else "" (records
+    without the field started from random real images)."""
+    init = r.get("init", LEGACY_CONFIG["init"])
+    return "" if init == default else f"{_start_label(init)} start"
 
 
 def _curve_points(recs: list[dict], ipc: int) -> dict[str, dict[int, dict]]:
