@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from atom_plugin import ATOMConfig, condense, evaluate, random_subset, train_model
+from atom_plugin.data import load_dataset
 from atom_plugin.errors import ConfigError, DataError
 from atom_plugin.evaluate import match_test_space
 from atom_plugin.models import build_model
@@ -64,17 +65,19 @@ def test_bad_inputs(digits, digits_test):
 
 
 @pytest.mark.slow
-def test_condensed_digits_beat_a_random_subset_of_the_same_size(digits, digits_test):
-    """IPC 10 on scikit-learn's digits (1,497 train / 300 test, 32x32), width-32 ConvNet-3, 60 condensation
-    iterations with the default (atom) preset, 60 evaluation epochs, 3 seeds. Observed on CPU (torch 2.14.1):
-    condensed 93.7 / 92.7 / 95.0 %, random 92.0 / 91.3 / 90.3 % (mean margin 2.6 points, each seed positive);
-    the test asserts a mean margin above 1 point."""
-    train, test = digits, digits_test
+def test_condensed_digits_beat_a_random_subset_of_the_same_size():
+    """IPC 10 on scikit-learn's digits at 16x16 (1,497 train / 300 test; 16x16 costs a quarter of the default
+    32x32 and leaves ConvNet-3 a 2x2 feature map), width-32 ConvNet-3, 60 condensation iterations with the default
+    (atom) preset, 60 evaluation epochs, 3 seeds. Observed on CPU (torch 2.14.1): condensed 95.33 / 94.33 / 95.67 %,
+    random 87.67 / 87.33 / 86.67 % (margins 7.7 / 7.0 / 9.0 points); the test asserts every seed's margin above 0
+    and the mean margin above 3 points."""
+    train = load_dataset("digits", split="train", image_size=16)
+    test = load_dataset("digits", split="test", image_size=16)
     cond, rand = [], []
     for seed in range(3):
         syn = condense(train, ATOMConfig(ipc=10, iterations=60, batch_real=32, **SMALL_NET), device="cpu", seed=seed)
         cond.append(evaluate(syn, test, model_kwargs=SMALL_NET, num_models=1, epochs=60, device="cpu", seed=seed).mean)
         sub = random_subset(train, 10, seed=seed)
         rand.append(evaluate(sub, test, model_kwargs=SMALL_NET, num_models=1, epochs=60, device="cpu", seed=seed).mean)
-    margin = float(np.mean(cond) - np.mean(rand))
-    assert margin > 1.0, (cond, rand)
+    margins = np.subtract(cond, rand)
+    assert margins.min() > 0 and margins.mean() > 3.0, (cond, rand)
