@@ -9,6 +9,7 @@ Where things live:
     condense.py              the condensation run: checks, checkpoints (checkpoint.py), resume, callbacks.py
     multiformation.py        factorised images (decode / encode); _netpool.py: the matching-network pool
     cli/, runner.py          the ``atom`` command line; run_script for examples and benchmarks
+    _malloc.py               keep_freed_memory: glibc keeps freed memory (CPU tensors without page faults)
     evaluate.py              the evaluation protocol
     baselines.py             random-subset and herding baselines
     config.py                ATOMConfig and presets
@@ -18,6 +19,7 @@ Where things live:
 __version__ = "0.1.0"
 
 from ._device import device_name, resolve_device
+from ._malloc import keep_freed_memory
 from .baselines import herding_subset, random_subset
 from .callbacks import CondenseCallback, CondenseState, ProgressBar
 from .condense import condense, recondense
@@ -31,7 +33,7 @@ from .models import build_model, is_model, list_models, register_model
 __all__ = [
     "ATOMConfig", "ATOMError", "CondenseCallback", "CondenseState", "CondensedDataset", "EvalResult", "accuracy_on",
     "ImageTensorDataset", "PRESETS", "ProgressBar", "build_model", "condense", "device_name", "evaluate",
-    "herding_subset", "is_model", "resolve_device",
+    "herding_subset", "is_model", "keep_freed_memory", "resolve_device",
     "list_models", "load_dataset", "merge_condensed", "random_subset", "recondense", "register_model",
     "register_preset", "stratified_split", "test_accuracy", "train_model", "validation_split",
     "__version__",

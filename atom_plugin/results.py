@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ._device import device_name
+from ._malloc import freed_memory_kept
 from ._safeio import atomic_write_text  # public here: result files are written with it (benchmarks)
 from .errors import CondensedFileError, ConfigError
 
@@ -36,11 +37,12 @@ def library_versions() -> dict[str, str]:
 
 def environment(device: torch.device | str) -> dict:
     """``device`` (GPU model or "cpu"), ``torch``, ``python``, ``atom_plugin`` (from :func:`library_versions`),
-    ``date`` (UTC, ISO 8601), ``command``."""
+    ``date`` (UTC, ISO 8601), ``command``, ``freed_memory`` ("kept" when :func:`atom_plugin.keep_freed_memory`
+    or ``GLIBC_TUNABLES`` made glibc keep freed memory, else "default": CPU seconds differ between the two)."""
     v = library_versions()
     return dict(device=device_name(torch.device(device)), torch=v["torch"], python=v["python"],
                 atom_plugin=v["atom_plugin"], date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                command=command_line())
+                command=command_line(), freed_memory="kept" if freed_memory_kept() else "default")
 
 
 def command_line() -> str:

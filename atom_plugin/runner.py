@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, NoReturn
 
+from ._malloc import keep_freed_memory
 from .errors import ATOMError, one_line
 
 __all__ = ["one_line", "run_script"]  # one_line's home is atom_plugin.errors; scripts import it from here too
@@ -15,8 +16,10 @@ def run_script(main: Callable[[], object]) -> NoReturn:
 
     Exit status 0 on success; 2 with one ``error: ...`` line on stderr for any :class:`ATOMError` (bad input,
     missing data: nothing a user should read a traceback for); 130 on Ctrl-C. Bugs keep their traceback.
-    Use as ``if __name__ == "__main__": run_script(main)``.
+    Use as ``if __name__ == "__main__": run_script(main)``. Before ``main()`` it calls
+    :func:`atom_plugin.keep_freed_memory` (a script is a whole process: its CPU tensors then skip the page faults).
     """
+    keep_freed_memory()
     try:
         main()
     except ATOMError as exc:

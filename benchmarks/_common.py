@@ -259,15 +259,19 @@ def commands_line(commands: Iterable[str]) -> str:
 
 
 def provenance(records: Sequence[dict]) -> str:
-    """The one provenance line of a table: devices, torch versions, dates and :func:`commands_line`."""
+    """The one provenance line of a table: devices, torch versions, dates, :func:`commands_line`, and how many
+    records ran with freed memory kept (their ``freed_memory``; CPU seconds are not comparable across the two)."""
     if not records:
         return "_no results yet_"
     devices = sorted({str(r.get("device", "?")) for r in records})
     torches = sorted({str(r.get("torch", "?")) for r in records})
     dates = sorted(str(r.get("date", "?"))[:10] for r in records)
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    kept = sum(r.get("freed_memory") == "kept" for r in records)
+    memory = (f" {kept} of {len(records)} records ran with glibc keeping freed memory "
+              "(`atom_plugin.keep_freed_memory`: the same results; CPU seconds not comparable with the others').") if kept else ""
     return (f"Device: {', '.join(devices)}; torch {', '.join(torches)}; {span}. Written by "
-            f"{commands_line(r.get('command', '') for r in records)}.")
+            f"{commands_line(r.get('command', '') for r in records)}.{memory}")
 
 
 # -- flags and data ------------------------------------------------------------------------------------------------

@@ -324,23 +324,32 @@ def speed_ms(r: dict) -> tuple[float, str]:
     return r["ms_per_iter_median"], f"{r['ms_per_iter_median']:.1f} ({r['ms_per_iter_p10']:.1f}–{r['ms_per_iter_p90']:.1f})"
 
 
+def _speed_key(r: dict, networks: str, mode: str) -> tuple:
+    """A speed row's identity: device, freed memory (``keep_freed_memory`` or glibc's default), IPC, factor,
+    networks, mode."""
+    return r["device"], r["freed_memory"], r["ipc"], r["factor"], networks, mode
+
+
 def speed_table() -> str:
     recs = [r for r in read_records(RESULTS / "speed.json") if r.get("benchmark") == "speed"]
     if not recs:
         return "_no results yet: run benchmarks/speed.py_"
     latest: dict = {}
-    for r in recs:  # the newest record per (device, ipc, factor, networks, mode)
+    for r in recs:  # the newest record per (device, freed memory, ipc, factor, networks, mode)
         r["factor"], r["networks"] = int(r.get("factor") or 1), r.get("networks") or "random"
+        r["freed_memory"] = r.get("freed_memory", "default")  # records before keep_freed_memory: glibc's default
         if _batch_lever(r):  # a row of its own (issue 25's representative batches; the start costs no time per iteration)
             r["networks"] += f", {_batch_lever(r)}"
-        latest[(r["device"], r["ipc"], r["factor"], r["networks"], r["mode"])] = r
-    rows = sorted(latest.values(), key=lambda r: (r["device"], r["ipc"], r["factor"], r["networks"], r["mode"]))
-    for r in rows:
-        ref = latest.get((r["device"], r["ipc"], r["factor"], "random", "reference"))
+        latest[_speed_key(r, r["networks"], r["mode"])] = r
+    rows = sorted(latest.values(), key=lambda r: (r["device"], r["freed_memory"], r["ipc"], r["factor"], r["networks"],
+                                                  r["mode"]))
+    for r in rows:  # against the reference loop measured alike (same device and freed-memory setting)
+        ref = latest.get(_speed_key(r, "random", "reference"))
         r["ratio"] = f"{speed_ms(ref)[0] / speed_ms(r)[0]:.1f}×" if ref and r["mode"] != "reference" else ""
         r["ms"] = speed_ms(r)[1]
         r["mem"] = "" if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb']:.0f}"
-    table = records_table(rows, [("device", "device"), ("IPC", "ipc"), ("factor", "factor"),
+    table = records_table(rows, [("device", "device"), ("freed memory", "freed_memory"), ("IPC", "ipc"),
+                                  ("factor", "factor"),
                                   ("networks", "networks"), ("mode", "mode"),
                                   ("ms/iter (spread)", "ms"), ("speed-up vs reference", "ratio"),
                                   ("peak GPU MB", "mem"), ("timed iters", "timed_iterations")])

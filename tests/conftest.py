@@ -25,7 +25,9 @@ if str(TESTS_DIR) not in sys.path:
 
 from fakedata import write_fashion_mnist  # noqa: E402
 
-from atom_plugin import load_dataset  # noqa: E402
+from atom_plugin import keep_freed_memory, load_dataset  # noqa: E402
+
+keep_freed_memory()  # as every script does (atom_plugin.runner.run_script): large CPU tensors without page faults
 
 
 @pytest.fixture(scope="session")

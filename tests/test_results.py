@@ -45,4 +45,4 @@ def test_result_records_and_provenance_read_the_versions_from_one_place(monkeypa
     monkeypatch.setattr(results, "library_versions", lambda: dict(python="3.x", atom_plugin="9.9", torch="t"))
     env = results.environment("cpu")
     assert (env["python"], env["atom_plugin"], env["torch"]) == ("3.x", "9.9", "t")
-    assert list(env) == ["device", "torch", "python", "atom_plugin", "date", "command"]  # the records' layout
+    assert list(env) == ["device", "torch", "python", "atom_plugin", "date", "command", "freed_memory"]  # the layout

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from .. import __version__
 from .._device import COMPILE_AUTO
+from .._malloc import keep_freed_memory
 from ..config import ATOMConfig
 from ..errors import ATOMError
 from ..models.convnet import ACTIVATIONS, NORMS, POOLINGS
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args.argv = argv
+    keep_freed_memory()  # a command is a whole process: its CPU tensors skip the page faults (atom_plugin._malloc)
     try:
         return args.func(args)
     except ATOMError as exc:

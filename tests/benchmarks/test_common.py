@@ -55,6 +55,9 @@ def test_provenance_is_one_line_naming_the_shared_arguments_and_those_that_diffe
     assert line == ("Device: cpu; torch 2.4; 2026-12-01 to 2026-12-03. Written by `python benchmarks/ablation.py "
                     "--data-root /d --iterations 200 --compile` with per-record `--only`, `--round`.")
     assert common.provenance([]) == "_no results yet_"
+    kept = common.provenance([recs[0], dict(recs[1], freed_memory="kept")])
+    assert kept.endswith(" 1 of 2 records ran with glibc keeping freed memory (`atom_plugin.keep_freed_memory`: "
+                         "the same results; CPU seconds not comparable with the others').")
 
 
 def test_mean_std(common):
