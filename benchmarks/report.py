@@ -1390,6 +1390,7 @@ def budget_curve_section() -> str:
                 ax.axhline(c["herding"][0]["accuracy_mean"], color="grey", linestyle="--", label="herding")
             ax.set_xscale("log")
             ax.set_xticks(list(its), labels=[str(i) for i in its])
+            ax.set_xticks([], minor=True)  # the log axis's minor labels (3 x 10^2 ...) would overprint the points'
             ax.set_xlabel("condensation iterations")
             ax.set_ylabel("test accuracy, %")
             ax.set_title(f"IPC {ipc}")
