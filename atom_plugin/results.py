@@ -22,6 +22,10 @@ from ._malloc import freed_memory_kept
 from ._safeio import atomic_write_text  # public here: result files are written with it (benchmarks)
 from .errors import CondensedFileError, ConfigError
 
+#: A record's ``freed_memory``: glibc kept freed memory (:func:`atom_plugin.keep_freed_memory`), or its default
+#: malloc (also what records written before the field existed mean). CPU seconds differ between the two.
+FREED_MEMORY_KEPT, FREED_MEMORY_DEFAULT = "kept", "default"
+
 
 def library_versions() -> dict[str, str]:
     """Versions of Python, atom-plugin, torch, torchvision and numpy: the one source of the versions recorded in
@@ -37,12 +41,14 @@ def library_versions() -> dict[str, str]:
 
 def environment(device: torch.device | str) -> dict:
     """``device`` (GPU model or "cpu"), ``torch``, ``python``, ``atom_plugin`` (from :func:`library_versions`),
-    ``date`` (UTC, ISO 8601), ``command``, ``freed_memory`` ("kept" when :func:`atom_plugin.keep_freed_memory`
-    or ``GLIBC_TUNABLES`` made glibc keep freed memory, else "default": CPU seconds differ between the two)."""
+    ``date`` (UTC, ISO 8601), ``command``, ``freed_memory`` (:data:`FREED_MEMORY_KEPT`, "kept", when
+    :func:`atom_plugin.keep_freed_memory` or ``GLIBC_TUNABLES`` made glibc keep freed memory, else
+    :data:`FREED_MEMORY_DEFAULT`, "default": CPU seconds differ between the two)."""
     v = library_versions()
     return dict(device=device_name(torch.device(device)), torch=v["torch"], python=v["python"],
                 atom_plugin=v["atom_plugin"], date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                command=command_line(), freed_memory="kept" if freed_memory_kept() else "default")
+                command=command_line(),
+                freed_memory=FREED_MEMORY_KEPT if freed_memory_kept() else FREED_MEMORY_DEFAULT)
 
 
 def command_line() -> str:

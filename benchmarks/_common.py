@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from atom_plugin import CondensedDataset, load_dataset, validation_split
-from atom_plugin.results import append_records, environment, read_records
+from atom_plugin.results import FREED_MEMORY_KEPT, append_records, environment, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"  # the committed records
@@ -267,7 +267,7 @@ def provenance(records: Sequence[dict]) -> str:
     torches = sorted({str(r.get("torch", "?")) for r in records})
     dates = sorted(str(r.get("date", "?"))[:10] for r in records)
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    kept = sum(r.get("freed_memory") == "kept" for r in records)
+    kept = sum(r.get("freed_memory") == FREED_MEMORY_KEPT for r in records)
     memory = (f" {kept} of {len(records)} records ran with glibc keeping freed memory "
               "(`atom_plugin.keep_freed_memory`: the same results; CPU seconds not comparable with the others').") if kept else ""
     return (f"Device: {', '.join(devices)}; torch {', '.join(torches)}; {span}. Written by "

@@ -27,7 +27,7 @@ from atom_plugin.integrations.avalanche.methods import (
     FINETUNED as _FINETUNED, GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY,
     STRATEGIES as _STRATEGIES, cell_of as _cell_of)
 from atom_plugin.integrations.proxy.plan import CPU_RUNS  # the proxy kinds, in the study's order
-from atom_plugin.results import markdown_table, read_records, records_table
+from atom_plugin.results import FREED_MEMORY_DEFAULT, markdown_table, read_records, records_table
 from atom_plugin.runner import run_script
 
 CONDENSED = ("atom", "dm", "datadam")  # methods whose records carry factor, networks and the images' lr
@@ -337,7 +337,7 @@ def speed_table() -> str:
     latest: dict = {}
     for r in recs:  # the newest record per (device, freed memory, ipc, factor, networks, mode)
         r["factor"], r["networks"] = int(r.get("factor") or 1), r.get("networks") or "random"
-        r["freed_memory"] = r.get("freed_memory", "default")  # records before keep_freed_memory: glibc's default
+        r["freed_memory"] = r.get("freed_memory", FREED_MEMORY_DEFAULT)  # records before keep_freed_memory: glibc's default
         if _batch_lever(r):  # a row of its own (issue 25's representative batches; the start costs no time per iteration)
             r["networks"] += f", {_batch_lever(r)}"
         latest[_speed_key(r, r["networks"], r["mode"])] = r
