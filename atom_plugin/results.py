@@ -13,7 +13,7 @@ import platform
 import shlex
 import sys
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
@@ -104,6 +104,24 @@ def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
         existing = read_records(p)
         existing.extend(records)
         atomic_write_text(p, json.dumps(existing, indent=1) + "\n")
+
+
+def replace_records(path: str | os.PathLike, records: Sequence[dict], key: Callable[[dict], Hashable]) -> int:
+    """Write ``records`` in place of the JSON list file's records with the same ``key(record)`` (the others kept, in
+    their order; ``records`` appended), atomically and under the folder's lock, as :func:`append_records`. For
+    records computed from logged measurements, which a corrected computation supersedes.
+
+    Returns:
+        how many old records were replaced.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    new_keys = {key(r) for r in records}
+    with _folder_lock(p.parent):
+        old = read_records(p)
+        kept = [r for r in old if key(r) not in new_keys]
+        atomic_write_text(p, json.dumps(kept + list(records), indent=1) + "\n")
+    return len(old) - len(kept)
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

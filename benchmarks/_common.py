@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from atom_plugin import CondensedDataset, load_dataset, validation_split
-from atom_plugin.results import FREED_MEMORY_KEPT, append_records, environment, read_records
+from atom_plugin.results import FREED_MEMORY_KEPT, append_records, environment, read_records, replace_records
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"  # the committed records
@@ -136,6 +136,14 @@ class ResultsFile:
                 fresh.append(r)
         append_records(self.path, fresh)
         return fresh
+
+    def replace(self, recs: Sequence[dict]) -> int:
+        """Write ``recs`` in place of the file's records with the same key (:func:`atom_plugin.results.replace_records`:
+        for records computed from logged measurements, which a corrected computation supersedes); returns how many
+        old records were replaced."""
+        n = replace_records(self.path, recs, self.key)
+        self._done = None
+        return n
 
 
 class CandidateCache:

@@ -60,7 +60,9 @@ the same cost":
     and herding sets than the first, whose command set no thread count), and every run's key holds its set's
     fingerprint, so a later session must train on the very same sets. The networks stay in ``--cache-dir``; a pick whose network
     was trained elsewhere is trained again at --summary, which stops if its validation accuracies differ from the
-    log's.
+    log's (a saved network is checked against the log the same way before it is tested).
+  * --summary writes one record per (proxy, cost point), the reference (full data at 4 epochs) flagged
+    ``reference``; computed again, its records replace the old ones (they are statistics of the logged runs).
 
   python benchmarks/proxy_validity.py --budget cpu --plan        # CPU-hour estimate (and measured speed so far)
   python benchmarks/proxy_validity.py --budget cpu --prepare     # condense / select the proxies once
@@ -494,6 +496,20 @@ def _train_run(args, dev, run, train, arch: dict, seed: int):
     return net, points, res.seconds
 
 
+def _point(entry: dict, epochs: float) -> list:
+    """The logged point ``[epochs, sample passes, validation accuracy %, seconds]`` of ``entry`` at ``epochs``.
+
+    Raises:
+        SystemExit: the run was not validated at ``epochs`` (a log from another design).
+    """
+    for p in entry["points"]:
+        if float(p[0]) == float(epochs):
+            return p
+    raise SystemExit(f"error: {entry.get('kind', 'the run')} on {entry['arch']} (seed {entry['seed']}) has no "
+                     f"validation at {epochs} epochs in the log (it has {[p[0] for p in entry['points']]}): a run "
+                     "from another design; the study's runs must be measured again")
+
+
 def _save_network(net, nets_dir: Path, arch: dict, seed: int) -> str:
     """Save ``net``'s weights as ``nets_dir/<arch key>-s<seed>.safetensors``; returns the file name."""
     from safetensors.torch import save_file
@@ -509,8 +525,8 @@ def _full_network(args, dev, run, train, arch: dict, entry: dict, nets_dir: Path
     or on another machine (no file in ``nets_dir``), the same run again (``entry``'s seed), saved for next time.
 
     Raises:
-        SystemExit: the run again gives other validation accuracies than the log (it would test another network
-            than the one ranked).
+        SystemExit: the saved network, or the run again, gives other validation accuracies than the log (it would
+            test another network than the one ranked).
     """
     from safetensors.torch import load_file
 
@@ -519,6 +535,12 @@ def _full_network(args, dev, run, train, arch: dict, entry: dict, nets_dir: Path
         c, h, w = train.image_shape
         net = nni_space.build_network(arch, channels=c, num_classes=train.num_classes, image_size=(h, w))
         net.load_state_dict(load_file(str(path)))
+        # the file name holds no set, lr or epochs: an older design's network would otherwise be tested silently
+        saved, logged = round(accuracy_on(net, args._val), 3), _point(entry, run.epochs)[2]
+        if abs(saved - logged) > 0.01:
+            raise SystemExit(f"error: {path} gives {saved} % on the validation split, the log has {logged} % for "
+                             f"{entry['arch']} seed {entry['seed']}: it is another network; move it away and rerun "
+                             "--summary (the pick is then trained again and checked)")
         return net, False
     log(f"{path} is missing (the run was logged elsewhere): training {entry['arch']} on full data again, "
         f"seed {entry['seed']}")
@@ -587,27 +609,32 @@ def cpu_main(args) -> list[dict]:
 def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir) -> list[dict]:
     """One record per (proxy kind, cost point) from every shard's measurements; the test set once, for the picks."""
     entries = _cpu_entries(args.runs_dir)
+    missing = [f"{run.kind} on {nni_space.arch_key(a)} (seed {seed})" for i, a in enumerate(archs) for run in runs
+               for seed in (run.seeds if i < rel_archs else run.seeds[:1])
+               if _cpu_key(run.kind, a, args.seed + seed, kind_data[run.kind], args) not in entries]
+    if missing:
+        raise SystemExit(f"error: {len(missing)} run(s) not measured yet, e.g. {'; '.join(missing[:3])}; finish the "
+                         "--shard jobs first")
 
     def run_entry(run, arch, seed):
-        e = entries.get(_cpu_key(run.kind, arch, args.seed + seed, kind_data[run.kind], args))
-        if e is None:
-            raise SystemExit(f"error: {run.kind} on {nni_space.arch_key(arch)} (seed {seed}) is not measured yet; "
-                             "finish the --shard jobs first")
-        return e
+        return entries[_cpu_key(run.kind, arch, args.seed + seed, kind_data[run.kind], args)]
 
     # scores[(kind, cost point)] = {"epochs", "passes", "acc": [per arch], "seconds": [per arch], "acc2": {i: second seed}}
     scores: dict = {}
     for run in runs:
-        for ei, ep in enumerate(run.report_at):
+        for ep in run.report_at:
             passes = plan.sample_passes(len(kind_data[run.kind]), ep)
             cp = plan.cost_point(passes, points)
-            row = scores.setdefault((run.kind, cp), dict(epochs=ep, passes=passes, acc=[], seconds=[], acc2={}))
+            if (run.kind, cp) in scores:
+                raise SystemExit(f"error: {run.kind} validates twice at the {cp} cost point; give each run one "
+                                 "report point per cost point (plan.CPU_RUNS)")
+            row = scores[(run.kind, cp)] = dict(epochs=ep, passes=passes, acc=[], seconds=[], acc2={})
             for i, a in enumerate(archs):
-                e = run_entry(run, a, 0)
-                row["acc"].append(e["points"][ei][2])
-                row["seconds"].append(e["points"][ei][3])
+                p = _point(run_entry(run, a, 0), ep)
+                row["acc"].append(p[2])
+                row["seconds"].append(p[3])
                 if len(run.seeds) > 1 and i < rel_archs:
-                    row["acc2"][i] = run_entry(run, a, run.seeds[1])["points"][ei][2]
+                    row["acc2"][i] = _point(run_entry(run, a, run.seeds[1]), ep)[2]
     ref_cp = max(points, key=points.get)
     ref = scores[(FULL_KIND, ref_cp)]
     full = ref["acc"]
@@ -654,18 +681,22 @@ def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir)
                                                                  n_boot=args.bootstrap, seed=0)],
             top_fraction=args.top_frac,
             spearman_above_chance=_r(stats.spearman_above_chance(acc, full, chance)),
-            num_above_chance=int(len(stats.above_chance(full, chance))), chance_accuracy=chance,
+            num_above_chance=int(len(stats.above_chance(full, chance))),
+            chance_accuracy=chance, above_chance_margin=stats.ABOVE_CHANCE_MARGIN,
             top5_overlap=stats.top_k_overlap(acc, full, min(5, len(acc))),
             top_pick=names[top], top_pick_full_accuracy=test_acc[top], best_architecture=names[best],
             picks_retrained=retrained,
             best_full_accuracy=test_acc[best], best_full_val_accuracy=full[best],
             regret_points=round(stats.regret(test_acc[best], test_acc[top]), 3),
+            regret_signed=round(test_acc[best] - test_acc[top], 3),
             reliability=_r(rel_p), reliability_full=_r(rel_full), noise_ceiling=_r(stats.noise_ceiling(rel_p, rel_full)),
             num_architectures=len(archs), search_seconds=round(search, 2), condense_seconds=round(make, 2),
             seconds_total=round(search + make, 2), seconds_per_candidate=round(search / len(archs), 3),
             full_seconds_total=round(ref_seconds, 2),
             speedup_vs_full=round(ref_seconds / (search + make), 2) if search + make > 0 else None,
             speedup_vs_full_amortised=round(ref_seconds / search, 2) if search > 0 else None,
+            speedup_vs_full_passes_amortised=round(ref["passes"] / row["passes"], 2),
+            reference=(kind, cp) == (FULL_KIND, ref_cp),
             full_epochs=ref["epochs"], full_train_size=len(kind_data[FULL_KIND]), val_size=len(args._val),
             arch_seed=args.arch_seed, train_seed=args.seed, lr=args.lr, weight_decay=args.weight_decay,
             batch_size=args.batch_size, bootstrap=args.bootstrap, quick=args.quick,
@@ -673,15 +704,15 @@ def cpu_summary(args, dev, archs, runs, points, kind_data, rel_archs, cache_dir)
         if how in ("atom",):  # paired bootstraps at equal cost: condensed - random of the same size, - early stop
             size_twin = {"condensed f1": "random 100", "condensed f2": "random 400"}[kind]
             for field, other in (("vs_random", size_twin), ("vs_early_stop", FULL_KIND)):
-                if (other, cp) in scores:
+                if (other, cp) in scores and (other, cp) != (FULL_KIND, ref_cp):
                     pb = stats.paired_bootstrap(acc, scores[(other, cp)]["acc"], full, n_boot=args.bootstrap, seed=0)
                     rec[field] = dict(against=other, difference=_r(pb["difference"]),
                                       ci=[_r(x) for x in pb["ci"]], p_not_above_zero=_r(pb["p_not_above_zero"]))
         records.append(rec)
-    results = ResultsFile(args.out, CPU_RECORD_KEY)
-    fresh = results.append_new(records)
-    if len(fresh) < len(records):
-        log(f"{len(records) - len(fresh)} record(s) with the same settings are already in {results.path}")
+    # the records are statistics of the logged runs: computed again (after a fix), they replace the old ones
+    replaced = ResultsFile(args.out, CPU_RECORD_KEY).replace(records)
+    if replaced:
+        log(f"{replaced} record(s) with the same settings replaced in {args.out}")
     for r in records:
         log(f"{r['proxy']:22s} {r['cost_point']:>5s} ({r['sample_passes']} passes): rho {r['spearman_all']} "
             f"{r['spearman_all_ci']}, tau {r['kendall']}, top-20 % {r['spearman_top20']}, above chance "

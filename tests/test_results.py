@@ -46,3 +46,12 @@ def test_result_records_and_provenance_read_the_versions_from_one_place(monkeypa
     env = results.environment("cpu")
     assert (env["python"], env["atom_plugin"], env["torch"]) == ("3.x", "9.9", "t")
     assert list(env) == ["device", "torch", "python", "atom_plugin", "date", "command", "freed_memory"]  # the layout
+
+
+def test_replace_records_swaps_same_key_keeps_the_rest_in_order(tmp_path):
+    from atom_plugin.results import append_records, read_records, replace_records
+
+    path = tmp_path / "r.json"
+    append_records(path, [dict(k=1, v="old"), dict(k=2, v="kept"), dict(k=1, v="older twin")])
+    n = replace_records(path, [dict(k=1, v="new"), dict(k=3, v="added")], key=lambda r: r["k"])
+    assert n == 2 and read_records(path) == [dict(k=2, v="kept"), dict(k=1, v="new"), dict(k=3, v="added")]

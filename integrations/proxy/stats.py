@@ -113,7 +113,12 @@ def fisher_ci(r: float | None, n: int, *, kind: str = "spearman", level: float =
     return math.tanh(z - half), math.tanh(z + half)
 
 
-def above_chance(full: Sequence[float], chance: float, *, margin: float = 5.0) -> np.ndarray:
+#: How far above chance (in the scores' unit, e.g. points of %) a candidate's full-data score must be to count as
+#: "above chance" in :func:`above_chance` and :func:`spearman_above_chance`.
+ABOVE_CHANCE_MARGIN = 5.0
+
+
+def above_chance(full: Sequence[float], chance: float, *, margin: float = ABOVE_CHANCE_MARGIN) -> np.ndarray:
     """Indices of the candidates whose full-data score is above ``chance + margin`` (e.g. a sigmoid network stuck at
     10 % on 10 classes is left out: such points inflate rho without telling good networks apart).
 
@@ -126,7 +131,7 @@ def above_chance(full: Sequence[float], chance: float, *, margin: float = 5.0) -
 
 
 def spearman_above_chance(proxy: Sequence[float], full: Sequence[float], chance: float, *,
-                          margin: float = 5.0) -> float | None:
+                          margin: float = ABOVE_CHANCE_MARGIN) -> float | None:
     """Spearman's rho over the candidates :func:`above_chance` (None when fewer than 3 are).
 
     Args:

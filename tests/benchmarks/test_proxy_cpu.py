@@ -1,5 +1,7 @@
 """benchmarks/proxy_validity.py --budget cpu: its flags (a pinned setting or a bad shard exits 2), the plan it prints
 without touching data, and report.py's section without records ("not yet measured") and with them."""
+import json
+
 import pytest
 
 
@@ -85,6 +87,37 @@ def test_a_pick_logged_elsewhere_is_trained_again_and_checked(pv, digits, tmp_pa
     with pytest.raises(SystemExit, match="trained again gives validation accuracies"):
         pv._full_network(args, "cpu", run, train, arch, bad, nets_other)
     assert not nets_other.exists()
+    # a saved file that is not the logged network (e.g. an older design's, same name) is refused, not tested
+    with pytest.raises(SystemExit, match="it is another network"):
+        pv._full_network(args, "cpu", run, train, arch, bad, nets)
+
+
+def test_quick_study_end_to_end(pv, load_benchmark, tmp_path):
+    """--budget cpu --quick, every step in one process on digits: one record per (proxy, cost point), the reference a
+    row of its own (never an early-stop comparison), regret the clipped signed regret, the report's section drawn
+    from the records; run again, the records are replaced (not doubled) and the picks' saved networks reused."""
+    out = tmp_path / "proxy_validity_cpu_quick.json"
+    argv = ["--budget", "cpu", "--quick", "--dataset", "digits", "--num-archs", "4", "--val-size", "200",
+            "--bootstrap", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    recs = pv.main(argv)
+    got = {(r["proxy"], r["cost_point"]) for r in recs}
+    assert len(recs) == len(got) == 9 and ("condensed f2", "640") in got and ("random 400", "160") in got
+    ref = [r for r in recs if r["reference"]]
+    assert [(r["proxy"], r["cost_point"], r["spearman_all"]) for r in ref] == [(pv.FULL_KIND, "640", 1.0)]
+    f2 = {r["cost_point"]: r for r in recs if r["proxy"] == "condensed f2"}
+    assert "vs_early_stop" not in f2["640"] and f2["160"]["vs_early_stop"]["against"] == pv.FULL_KIND
+    assert f2["640"]["vs_random"]["against"] == "random 400"
+    assert all(r["regret_points"] == max(0.0, r["regret_signed"]) and len(r["candidates"]) == 4 for r in recs)
+    assert all(r["above_chance_margin"] == 5.0 for r in recs)
+
+    report = load_benchmark("report")
+    report.RESULTS, report.DRAW = tmp_path, False
+    section = report.proxy_cpu_section()
+    assert "Quick CPU check" in section and f"{pv.FULL_KIND} (the reference)" in section
+    assert "condensed f2 at 640 passes" in section  # its targets, met or missed
+
+    again = pv.main(argv)
+    assert len(json.loads(out.read_text())) == 9 and all(r["picks_retrained"] == [] for r in again)
 
 
 def test_runs_are_logged_in_the_results_folder_by_default(pv):
