@@ -359,7 +359,7 @@ CPU_CONDENSE = dict(preset="atom", ipc=10, iterations=200, batch_real=64, networ
 # Each proxy kind: (how it is made, IPC, factor); its size is IPC x factor^2 x classes.
 CPU_SETS = {"condensed f1": ("atom", 10, 1), "condensed f2": ("atom", 10, 2), "random 100": ("random", 10, 1),
             "random 400": ("random", 40, 1), "herding 100": ("herding", 10, 1)}
-FULL_KIND = "full-data early stop"
+FULL_KIND = plan.FULL_KIND
 # --quick: the same kinds and shape on 16 images per class, IPC 1, a few epochs (a check of the code, not evidence).
 QUICK_SETS = {"condensed f1": ("atom", 1, 1), "condensed f2": ("atom", 1, 2), "random 100": ("random", 1, 1),
               "random 400": ("random", 4, 1), "herding 100": ("herding", 1, 1)}

@@ -26,7 +26,7 @@ from atom_plugin.integrations.avalanche import MEMORY_NOTE, METHODS as AVALANCHE
 from atom_plugin.integrations.avalanche.methods import (
     FINETUNED as _FINETUNED, GRID as _GRID, MEMORY_KINDS as _KINDS, PRIMARY_STRATEGY as _PRIMARY,
     STRATEGIES as _STRATEGIES, cell_of as _cell_of)
-from atom_plugin.integrations.proxy.plan import CPU_RUNS  # the proxy kinds, in the study's order
+from atom_plugin.integrations.proxy.plan import CPU_RUNS, FULL_KIND  # the proxy kinds, in the study's order
 from atom_plugin.results import FREED_MEMORY_DEFAULT, markdown_table, read_records, records_table
 from atom_plugin.runner import run_script
 
@@ -649,8 +649,7 @@ def proxy_validity_section() -> str:
 # -- the equal-cost CPU proxy study (benchmarks/proxy_validity.py --budget cpu) --------------------------------------
 
 _CPU_PROXY_FILES = ("proxy_validity_cpu.json", "proxy_validity_cpu_quick.json")  # the study, else its quick check
-_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100",
-                    "full-data early stop")  # the figure's lines and the table's row order
+_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100", FULL_KIND)  # the figure's lines and the table's row order
 assert set(_CPU_PROXY_KINDS) == {r.kind for r in CPU_RUNS}
 _CPU_PROXY_TODO = ("_not yet measured: the CPU study's commands are above (`--plan`, `--prepare`, two `--shard i/2` "
                    "jobs, `--summary`)_")
@@ -671,6 +670,20 @@ def _cpu_order(r: dict) -> tuple:
     return (_CPU_PROXY_KINDS.index(k) if k in _CPU_PROXY_KINDS else len(_CPU_PROXY_KINDS), r["sample_passes"])
 
 
+def _is_reference(r: dict) -> bool:
+    """Whether a CPU-study record is the reference itself (full data at the reference's epochs), not a proxy; records
+    written before the ``reference`` field are recognised by their proxy and epochs."""
+    return r.get("reference", r["proxy"] == FULL_KIND and r["epochs"] == r["full_epochs"])
+
+
+def _vs_early_stop(r: dict, recs: list[dict]) -> dict | None:
+    """A condensed record's paired comparison with the full-data early stop at its cost point; None at the
+    reference's cost point (records written before the ``reference`` field compared with the reference itself)."""
+    if r["cost_point"] in {x["cost_point"] for x in recs if _is_reference(x)}:
+        return None
+    return r.get("vs_early_stop")
+
+
 def _delta(d: dict | None) -> str:
     if not d or d.get("difference") is None:
         return "—"
@@ -683,17 +696,20 @@ def _cpu_verdicts(recs: list[dict]) -> list[str]:
     for r in (x for x in recs if x["proxy"].startswith("condensed")):
         lo, hi = r.get("spearman_all_ci") or [None, None]
         half = None if lo is None or hi is None else (hi - lo) / 2
-        rnd, es = r.get("vs_random") or {}, r.get("vs_early_stop") or {}
+        rnd, es = r.get("vs_random") or {}, _vs_early_stop(r, recs) or {}
         ok = [("ρ ≥ 0.75", r["spearman_all"] is not None and r["spearman_all"] >= 0.75),
               ("95 % half-width ≤ 0.15", half is not None and half <= 0.15),
               (f"ρ − ρ({rnd.get('against', 'random')}) ≥ +0.10 with the paired interval above 0",
                rnd.get("difference") is not None and rnd["difference"] >= 0.10 and (rnd["ci"][0] or 0) > 0),
               ("ρ ≥ ρ(full-data early stop)", es.get("difference") is not None and es["difference"] >= 0),
               ("regret ≤ 0.5 points", r["regret_points"] <= 0.5)]
+        if not es:  # at the reference's own cost there is no early stop to compare with
+            ok = [x for x in ok if not x[0].startswith("ρ ≥ ρ(full-data")]
         out.append(f"- {r['proxy']} at {r['cost_point']} passes: " + "; ".join(
             f"{name} **{'met' if good else 'missed'}**" for name, good in ok)
             + f"; speed-up vs the 4-epoch reference: {_cell(r.get('speedup_vs_full'))}× in wall seconds, making the "
-            f"proxy included ({_cell(r.get('speedup_vs_full_passes_amortised'))}× in sample passes, making excluded).")
+            "proxy included" + (f" ({_cell(r['speedup_vs_full_passes_amortised'])}× in sample passes, making "
+                                 "excluded)." if r.get("speedup_vs_full_passes_amortised") else "."))
     return out
 
 
@@ -703,7 +719,7 @@ def _cpu_proxy_figure(recs: list[dict], name: str) -> str:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for kind in _CPU_PROXY_KINDS:
             pts = sorted((r["sample_passes"], r["spearman_all"]) for r in recs
-                         if r["proxy"] == kind and r["spearman_all"] is not None and not r.get("reference"))
+                         if r["proxy"] == kind and r["spearman_all"] is not None and not _is_reference(r))
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=kind)
         ax.set_xscale("log")
@@ -732,12 +748,12 @@ def proxy_cpu_section() -> str:
             "top-5 overlap", "regret (points)", "Δρ vs random, same size", "Δρ vs early stop", "noise ceiling",
             "s (with making)"]
     rows = [[f"{r['proxy']} (the reference)", f"{r['sample_passes']:,}", _cell(r["epochs"]),
-             *["—"] * 9, _cell(r["seconds_total"])] if r.get("reference") else
+             *["—"] * 9, _cell(r["seconds_total"])] if _is_reference(r) else
             [r["proxy"], f"{r['sample_passes']:,}", _cell(r["epochs"]),
              f"{_cell(r['spearman_all'])} {_cell(r.get('spearman_all_ci'))}",
              f"{_cell(r['kendall'])} {_cell(r.get('kendall_ci'))}", _cell(r["spearman_top20"]),
              f"{_cell(r['spearman_above_chance'])} (n = {r['num_above_chance']})", _cell(r["top5_overlap"]),
-             _cell(r["regret_points"]), _delta(r.get("vs_random")), _delta(r.get("vs_early_stop")),
+             _cell(r["regret_points"]), _delta(r.get("vs_random")), _delta(_vs_early_stop(r, recs)),
              _cell(r.get("noise_ceiling")), _cell(r["seconds_total"])] for r in recs]
     text = (f"{quick}From `benchmarks/results/{name}`: {r0['num_architectures']} architectures (stratified, pooled, "
             f"width ≤ 128); {r0['lr_schedule']} learning rate {r0['lr']} for every run; reference = full data "

@@ -47,6 +47,8 @@ class Run:
         return sample_passes(self.train_size, self.epochs)
 
 
+#: The full-data runs' kind: their early points are the "full-data early stop" proxy, their last the reference.
+FULL_KIND = "full-data early stop"
 #: The runs of the CPU study per architecture (``benchmarks/proxy_validity.py --budget cpu``).
 CPU_RUNS: tuple[Run, ...] = (
     Run("condensed f1", 100, 300, (300,)),
@@ -54,7 +56,7 @@ CPU_RUNS: tuple[Run, ...] = (
     Run("herding 100", 100, 300, (300,)),
     Run("condensed f2", 400, 300, (75, 300), seeds=(0, 1)),
     Run("random 400", 400, 300, (75, 300)),
-    Run("full-data early stop", FULL_SIZE, 4, (0.5, 2, 4), seeds=(0, 1)),
+    Run(FULL_KIND, FULL_SIZE, 4, (0.5, 2, 4), seeds=(0, 1)),
 )
 #: Architectures (the first ones of the sample) trained with the second seed, for the noise ceiling.
 RELIABILITY_ARCHS = 10
