@@ -111,6 +111,11 @@ def replace_records(path: str | os.PathLike, records: Sequence[dict], key: Calla
     their order; ``records`` appended), atomically and under the folder's lock, as :func:`append_records`. For
     records computed from logged measurements, which a corrected computation supersedes.
 
+    Args:
+        path: the JSON list file (created when missing).
+        records: the new records, appended in their order.
+        key: a record's identity (e.g. a benchmark's resume key); old records with a new record's key are dropped.
+
     Returns:
         how many old records were replaced.
     """

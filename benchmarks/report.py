@@ -649,7 +649,8 @@ def proxy_validity_section() -> str:
 # -- the equal-cost CPU proxy study (benchmarks/proxy_validity.py --budget cpu) --------------------------------------
 
 _CPU_PROXY_FILES = ("proxy_validity_cpu.json", "proxy_validity_cpu_quick.json")  # the study, else its quick check
-_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100", FULL_KIND)  # the figure's lines and the table's row order
+# the figure's lines and the table's row order
+_CPU_PROXY_KINDS = ("condensed f2", "condensed f1", "random 100", "random 400", "herding 100", FULL_KIND)
 assert set(_CPU_PROXY_KINDS) == {r.kind for r in CPU_RUNS}
 _CPU_PROXY_TODO = ("_not yet measured: the CPU study's commands are above (`--plan`, `--prepare`, two `--shard i/2` "
                    "jobs, `--summary`)_")
